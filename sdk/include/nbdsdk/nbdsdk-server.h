@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* nbdsdk_server: the exports, the limits, the listeners and the loop. See nbdsdk_server(3). */
+#ifndef NBDSDK_SERVER_H
+#define NBDSDK_SERVER_H
+
+#include <stdint.h>
+#include <stdbool.h>
+#include <nbdsdk/nbdsdk-ops.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+#pragma GCC visibility push(default)
+
+typedef struct sd_event sd_event;
+
+/* Create a server around OPS (copied; OPS_SIZE is sizeof(struct nbdsdk_ops)
+ * as the caller knows it). Returns 0, -EINVAL (NULL arguments, missing
+ * get_size or pread, OPS_SIZE too small), -ENOMEM. */
+int nbdsdk_server_new(const struct nbdsdk_ops *ops, size_t ops_size, void *userdata,
+                      nbdsdk_server **retserver);
+nbdsdk_server *nbdsdk_server_ref(nbdsdk_server *server);
+nbdsdk_server *nbdsdk_server_unref(nbdsdk_server *server); /* takes NULL, returns NULL */
+
+/* Settings; all return 0, -EINVAL for a bad value, -EBUSY once the server runs.
+ * The export name defaults to "" and is also served for the empty name. */
+int nbdsdk_server_set_export_name(nbdsdk_server *server, const char *name);
+int nbdsdk_server_set_description(nbdsdk_server *server, const char *description);
+int nbdsdk_server_set_read_only(nbdsdk_server *server, bool read_only);
+/* Largest READ or WRITE payload: 1 MiB .. 2 GiB, default 32 MiB. */
+int nbdsdk_server_set_max_payload(nbdsdk_server *server, uint32_t bytes);
+/* Requests and payload bytes in flight on one connection before it stops reading
+ * (back-pressure). Defaults 256 requests and 128 MiB; the byte limit must be at
+ * least the maximum payload. */
+int nbdsdk_server_set_max_in_flight(nbdsdk_server *server, uint32_t requests, uint64_t bytes);
+/* Options one client may send (default 128) and the largest option payload
+ * (default 65536; 1024 .. 16 MiB); larger payloads get NBD_REP_ERR_TOO_BIG. */
+int nbdsdk_server_set_option_limits(nbdsdk_server *server, uint32_t max_options,
+                                    uint32_t max_option_payload);
+/* Seconds a client may take to finish the handshake (default 10; 0 = unlimited),
+ * and an idle limit in transmission (default 0 = none). */
+int nbdsdk_server_set_timeouts(nbdsdk_server *server, unsigned handshake_sec, unsigned idle_sec);
+/* 0 (default): callbacks run on the loop thread. N > 0: data callbacks run on
+ * N worker threads (for backends that block). At most 1024. */
+int nbdsdk_server_set_threads(nbdsdk_server *server, unsigned threads);
+int nbdsdk_server_set_verbose(nbdsdk_server *server, bool verbose);
+/* Let clients read with structured replies whose zero ranges (as reported by
+ * block_status) are sent as holes. Default on when the backend has block_status. */
+int nbdsdk_server_set_sparse_reads(nbdsdk_server *server, bool sparse_reads);
+
+/* Listeners. HOST may be NULL (all addresses); PORT may be "0" (pick one; see
+ * nbdsdk_server_get_port). Return 0 or -errno (-EADDRINUSE, -EACCES, ...). */
+int nbdsdk_server_listen_tcp(nbdsdk_server *server, const char *host, const char *port);
+int nbdsdk_server_listen_unix(nbdsdk_server *server, const char *path);
+/* Take over a socket that is already listening (FD is owned afterwards). */
+int nbdsdk_server_listen_fd(nbdsdk_server *server, int fd);
+/* Take the sockets passed by systemd socket activation (LISTEN_FDS, LISTEN_PID,
+ * LISTEN_FDNAMES); returns how many were taken (0 if none were passed). */
+int nbdsdk_server_listen_activation(nbdsdk_server *server);
+/* TCP port of the first TCP listener, or -ENOENT. */
+int nbdsdk_server_get_port(nbdsdk_server *server);
+
+/* Serve one already-connected socket (inetd, socketpair). FD is owned afterwards.
+ * With NBDSDK_SERVE_NO_HANDSHAKE the connection starts in transmission with
+ * the default export (the peer negotiated elsewhere, as for the kernel's
+ * NBD_SET_SOCK); no structured replies are used then. */
+#define NBDSDK_SERVE_NO_HANDSHAKE (1u << 0)
+int nbdsdk_server_serve_fd(nbdsdk_server *server, int fd, unsigned flags, nbdsdk_conn **retconn);
+
+/* Attach to an sd-event loop (NULL: the thread's default loop). Listeners,
+ * connections, timers and worker completions become sources of that loop.
+ * Returns 0, -EBUSY if attached already, -errno. */
+int nbdsdk_server_attach_event(nbdsdk_server *server, sd_event *event, int64_t priority);
+int nbdsdk_server_detach_event(nbdsdk_server *server);
+sd_event *nbdsdk_server_get_event(nbdsdk_server *server);
+
+/* Stop accepting; connections finish their requests in flight, later requests
+ * get ESHUTDOWN and options NBD_REP_ERR_SHUTDOWN, then they close. When the
+ * last connection is gone the loop's exit is requested if EXIT_LOOP is true. */
+int nbdsdk_server_shutdown(nbdsdk_server *server, bool exit_loop);
+/* Connections currently open. */
+unsigned nbdsdk_server_get_n_connections(nbdsdk_server *server);
+void *nbdsdk_server_get_userdata(nbdsdk_server *server);
+
+#pragma GCC visibility pop
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* nbdsdk: a library for writing NBD servers. See nbdsdk(3). */
+#ifndef NBDSDK_H
+#define NBDSDK_H
+
+#include <errno.h> /* callbacks return 0 or -errno */
+#include <nbdsdk/nbdsdk-protocol.h>
+#include <nbdsdk/nbdsdk-ops.h>
+#include <nbdsdk/nbdsdk-server.h>
+#include <nbdsdk/nbdsdk-conn.h>
+#include <nbdsdk/nbdsdk-request.h>
+#include <nbdsdk/nbdsdk-main.h>
+
+#define NBDSDK_VERSION_MAJOR 0
+#define NBDSDK_VERSION_MINOR 1
+
+#endif

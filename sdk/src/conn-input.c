@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Reading from the client: one buffer, refilled in large reads, so that a
+ * burst of pipelined request headers costs one system call. */
+#include <errno.h>
+#include <string.h>
+#include "conn-internal.h"
+
+/* Read more into the buffer. Returns > 0, 0 would block, -errno. */
+static int conn_fill(nbdsdk_conn *conn) {
+        if (conn->ipos == conn->iend)
+                conn->ipos = conn->iend = 0;
+        else if (conn->iend == CONN_IBUF_SIZE) {
+                memmove(conn->ibuf, conn->ibuf + conn->ipos, conn->iend - conn->ipos);
+                conn->iend -= conn->ipos;
+                conn->ipos = 0;
+        }
+        ssize_t n = conn->transport->ops->read(conn->transport, conn->ibuf + conn->iend,
+                                               CONN_IBUF_SIZE - conn->iend);
+        if (n == -EAGAIN)
+                return 0;
+        if (n < 0)
+                return (int) n;
+        if (n == 0) {
+                conn->eof = true;
+                return -EPIPE;
+        }
+        conn->iend += (size_t) n;
+        return 1;
+}
+
+int conn_need(nbdsdk_conn *conn, size_t n) {
+        while (conn->iend - conn->ipos < n) {
+                if (conn->eof)
+                        return -EPIPE;
+                int r = conn_fill(conn);
+                if (r <= 0)
+                        return r;
+        }
+        return 1;
+}
+
+int conn_fill_into(nbdsdk_conn *conn, void *dst, size_t len, size_t *have) {
+        size_t buffered = conn->iend - conn->ipos;
+        if (buffered > 0 && *have < len) {
+                size_t n = len - *have < buffered ? len - *have : buffered;
+                memcpy((char *) dst + *have, conn->ibuf + conn->ipos, n);
+                conn->ipos += n;
+                *have += n;
+        }
+        while (*have < len) {
+                if (conn->eof)
+                        return -EPIPE;
+                /* Large remainders go straight into DST; small ones through the buffer. */
+                if (len - *have >= CONN_IBUF_SIZE / 2) {
+                        ssize_t n = conn->transport->ops->read(conn->transport, (char *) dst + *have,
+                                                               len - *have);
+                        if (n == -EAGAIN)
+                                return 0;
+                        if (n < 0)
+                                return (int) n;
+                        if (n == 0) {
+                                conn->eof = true;
+                                return -EPIPE;
+                        }
+                        *have += (size_t) n;
+                } else {
+                        int r = conn_fill(conn);
+                        if (r <= 0)
+                                return r;
+                        size_t n = conn->iend - conn->ipos;
+                        if (n > len - *have)
+                                n = len - *have;
+                        memcpy((char *) dst + *have, conn->ibuf + conn->ipos, n);
+                        conn->ipos += n;
+                        *have += n;
+                }
+        }
+        return 1;
+}
+
+int conn_skip(nbdsdk_conn *conn) {
+        while (conn->discard_left > 0) {
+                size_t buffered = conn->iend - conn->ipos;
+                if (buffered == 0) {
+                        if (conn->eof)
+                                return -EPIPE;
+                        int r = conn_fill(conn);
+                        if (r <= 0)
+                                return r;
+                        continue;
+                }
+                size_t n = buffered < conn->discard_left ? buffered : (size_t) conn->discard_left;
+                conn->ipos += n;
+                conn->discard_left -= n;
+        }
+        return 1;
+}

@@ -1,0 +1,277 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* A client connection: lifetime, the run loop over the state table, closing,
+ * and the public per-connection API. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include "conn-internal.h"
+#include "log-internal.h"
+#include "request-internal.h"
+#include "server-internal.h"
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+static uint64_t deadline_after(unsigned seconds) {
+        return seconds ? now_usec() + (uint64_t) seconds * 1000000u : UINT64_MAX;
+}
+
+int conn_new(nbdsdk_server *server, transport *t, unsigned flags, nbdsdk_conn **ret) {
+        nbdsdk_conn *conn = calloc(1, sizeof *conn);
+        if (conn)
+                conn->ibuf = malloc(CONN_IBUF_SIZE);
+        if (!conn || !conn->ibuf) {
+                if (conn)
+                        free(conn);
+                t->ops->free(t);
+                return -ENOMEM;
+        }
+        conn->n_ref = 1;
+        conn->server = nbdsdk_server_ref(server);
+        conn->transport = t;
+        conn->state = CONN_GREETING;
+        conn->deadline = deadline_after(server->handshake_timeout_sec);
+        server_add_conn(server, conn);
+        if (flags & NBDSDK_SERVE_NO_HANDSHAKE) {
+                const char *msg;
+                int r = export_open(conn, server->exports[0].name, &msg);
+                if (r < 0) {
+                        conn_close(conn, "cannot open the export: %s", msg);
+                        nbdsdk_conn_unref(conn);
+                        return r;
+                }
+                conn_enter_transmission(conn);
+        }
+        *ret = conn;
+        return 0;
+}
+
+static void conn_free(nbdsdk_conn *conn) {
+        outq_clear(&conn->out);
+        free(conn->ibuf);
+        free(conn->opt_data);
+        meta_selection_clear(&conn->meta);
+        nbdsdk_server_unref(conn->server);
+        free(conn);
+}
+
+nbdsdk_conn *nbdsdk_conn_ref(nbdsdk_conn *conn) {
+        if (conn)
+                conn->n_ref++;
+        return conn;
+}
+
+nbdsdk_conn *nbdsdk_conn_unref(nbdsdk_conn *conn) {
+        if (conn && --conn->n_ref == 0)
+                conn_free(conn);
+        return NULL;
+}
+
+void conn_set_state(nbdsdk_conn *conn, conn_state state) {
+        if (conn->state == state || conn->state == CONN_CLOSED)
+                return;
+        log_debug("conn %p: %s -> %s", (void *) conn, conn_states[conn->state].name, conn_states[state].name);
+        conn->state = state;
+}
+
+bool conn_is_closed(const nbdsdk_conn *conn) {
+        return conn->state == CONN_CLOSED;
+}
+
+static void conn_shut(nbdsdk_conn *conn) {
+        if (conn->state == CONN_CLOSED)
+                return;
+        nbdsdk_conn_ref(conn);
+        conn->state = CONN_CLOSED;
+        conn->io_source = sd_event_source_disable_unref(conn->io_source);
+        conn->io_wsource = sd_event_source_disable_unref(conn->io_wsource);
+        conn->timer_source = sd_event_source_disable_unref(conn->timer_source);
+        if (conn->cur) {
+                request_free(conn->cur);
+                conn->cur = NULL;
+        }
+        outq_clear(&conn->out);
+        conn->transport->ops->free(conn->transport);
+        conn->transport = NULL;
+        if (conn->in_flight == 0)
+                export_close(conn);
+        server_remove_conn(conn->server, conn);
+        nbdsdk_conn_unref(conn);
+}
+
+void conn_close(nbdsdk_conn *conn, const char *format, ...) {
+        if (conn->state == CONN_CLOSED)
+                return;
+        char reason[512];
+        va_list ap;
+        va_start(ap, format);
+        vsnprintf(reason, sizeof reason, format, ap);
+        va_end(ap);
+        log_error("closing connection: %s", reason);
+        conn_shut(conn);
+}
+
+void conn_end(nbdsdk_conn *conn, const char *why) {
+        if (conn->state == CONN_CLOSED)
+                return;
+        log_debug("conn %p: %s", (void *) conn, why);
+        conn_shut(conn);
+}
+
+void conn_request_gone(nbdsdk_conn *conn, uint64_t bytes) {
+        conn->in_flight--;
+        conn->bytes_in_flight -= bytes;
+        if (conn->state == CONN_CLOSED && conn->in_flight == 0)
+                export_close(conn);
+}
+
+void conn_enter_transmission(nbdsdk_conn *conn) {
+        conn->deadline = deadline_after(conn->server->idle_timeout_sec);
+        free(conn->opt_data);
+        conn->opt_data = NULL;
+        conn_set_state(conn, CONN_REQ_HEADER);
+}
+
+uint32_t conn_wanted_events(nbdsdk_conn *conn) {
+        if (conn->state == CONN_CLOSED)
+                return 0;
+        uint32_t events = 0;
+        if (conn_states[conn->state].dir == DIR_READ) {
+                bool full = conn->state == CONN_REQ_HEADER &&
+                            (conn->in_flight >= conn->server->max_requests ||
+                             conn->bytes_in_flight >= conn->server->max_bytes);
+                if (!full)
+                        events |= EPOLLIN;
+        }
+        if (!outq_is_empty(&conn->out))
+                events |= EPOLLOUT;
+        return events;
+}
+
+void conn_touch(nbdsdk_conn *conn) {
+        if (conn->server->idle_timeout_sec)
+                conn->deadline = deadline_after(conn->server->idle_timeout_sec);
+}
+
+void conn_check_timeout(nbdsdk_conn *conn, uint64_t now) {
+        if (conn->state == CONN_CLOSED || now < conn->deadline)
+                return;
+        if (conn_states[conn->state].phase != PHASE_TRANSMISSION &&
+            conn_states[conn->state].phase != PHASE_CLOSING)
+                conn_close(conn, "handshake not finished within %u seconds",
+                           conn->server->handshake_timeout_sec);
+        else if (conn->in_flight == 0 && conn->server->idle_timeout_sec)
+                conn_close(conn, "client idle for %u seconds", conn->server->idle_timeout_sec);
+        else
+                conn->deadline = deadline_after(conn->server->idle_timeout_sec);
+}
+
+/* Flush queued output. Returns true if that made progress that could unblock
+ * the current state (queue emptied, or requests released). */
+static bool conn_flush(nbdsdk_conn *conn) {
+        if (outq_is_empty(&conn->out) || conn->state == CONN_CLOSED)
+                return false;
+        uint32_t before = conn->in_flight;
+        conn->transport->ops->set_more(conn->transport, 0);
+        int r = outq_flush(&conn->out, conn->transport);
+        if (r < 0 && r != -EAGAIN) {
+                if (r == -EPIPE || r == -ECONNRESET)
+                        conn_end(conn, "client went away while we were writing");
+                else
+                        conn_close(conn, "write failed: %s", strerror(-r));
+                return false;
+        }
+        return outq_is_empty(&conn->out) || conn->in_flight != before;
+}
+
+void conn_run(nbdsdk_conn *conn) {
+        if (conn->in_run || conn->state == CONN_CLOSED)
+                return;
+        nbdsdk_conn_ref(conn);
+        conn->in_run = true;
+        for (;;) {
+                if (conn->state == CONN_CLOSED)
+                        break;
+                if (conn_states[conn->state].enter(conn) == STEP_AGAIN)
+                        continue;
+                if (!conn_flush(conn))
+                        break;
+        }
+        conn->in_run = false;
+        conn_update_event_sources(conn);
+        nbdsdk_conn_unref(conn);
+}
+
+/* Public API. */
+
+nbdsdk_server *nbdsdk_conn_get_server(nbdsdk_conn *conn) {
+        return conn ? conn->server : NULL;
+}
+
+const char *nbdsdk_conn_get_export_name(nbdsdk_conn *conn) {
+        if (!conn || !conn->exp.canonical)
+                return "";
+        return conn->exp.canonical;
+}
+
+bool nbdsdk_conn_is_read_only(nbdsdk_conn *conn) {
+        return conn && conn->exp.open && !conn->exp.writable;
+}
+
+void nbdsdk_conn_set_handle(nbdsdk_conn *conn, void *handle) {
+        if (conn)
+                conn->handle = handle;
+}
+
+void *nbdsdk_conn_get_handle(nbdsdk_conn *conn) {
+        return conn ? conn->handle : NULL;
+}
+
+const char *nbdsdk_conn_get_state_name(nbdsdk_conn *conn) {
+        return conn ? conn_states[conn->state].name : NULL;
+}
+
+int nbdsdk_conn_get_fd(nbdsdk_conn *conn) {
+        if (!conn)
+                return -EINVAL;
+        if (conn->state == CONN_CLOSED)
+                return -ECONNRESET;
+        return conn->transport->ops->get_read_fd(conn->transport);
+}
+
+uint32_t nbdsdk_conn_get_events(nbdsdk_conn *conn) {
+        return conn ? conn_wanted_events(conn) : 0;
+}
+
+int nbdsdk_conn_get_timeout(nbdsdk_conn *conn, uint64_t *retusec) {
+        if (!conn || !retusec)
+                return -EINVAL;
+        *retusec = conn->deadline;
+        return 0;
+}
+
+int nbdsdk_conn_process(nbdsdk_conn *conn, uint32_t revents) {
+        if (!conn)
+                return -EINVAL;
+        (void) revents; /* the state machine tries whatever it wants and gets EAGAIN otherwise */
+        server_process_completions(conn->server);
+        conn_check_timeout(conn, now_usec());
+        conn_run(conn);
+        return conn->state == CONN_CLOSED ? -ECONNRESET : 0;
+}
+
+int nbdsdk_conn_kill(nbdsdk_conn *conn) {
+        if (!conn)
+                return -EINVAL;
+        if (conn->state == CONN_CLOSED)
+                return -ECONNRESET;
+        conn_end(conn, "killed by the application");
+        return 0;
+}

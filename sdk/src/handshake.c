@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The handshake states: greeting, client flags, and reading options
+ * (spec "Handshake phase", fixed newstyle). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "conn-internal.h"
+#include "log-internal.h"
+#include "server-internal.h"
+#include "wire-internal.h"
+
+/* What to do when reading returned R <= 0: block, or close. */
+static conn_step input_stalled(nbdsdk_conn *conn, int r, const char *where) {
+        if (r == 0)
+                return STEP_BLOCK;
+        if (r == -EPIPE)
+                conn_close(conn, "client disconnected %s", where);
+        else
+                conn_close(conn, "read failed %s: %s", where, strerror(-r));
+        return STEP_AGAIN;
+}
+
+conn_step state_greeting(nbdsdk_conn *conn) {
+        uint8_t g[18];
+        wire_put64(g, NBDSDK_MAGIC_INIT);
+        wire_put64(g + 8, NBDSDK_MAGIC_OPTS);
+        wire_put16(g + 16, NBDSDK_FLAG_FIXED_NEWSTYLE | NBDSDK_FLAG_NO_ZEROES);
+        if (outq_push(&conn->out, g, sizeof g, NULL, 0, NULL, NULL) < 0) {
+                conn_close(conn, "out of memory");
+                return STEP_AGAIN;
+        }
+        conn_set_state(conn, CONN_CLIENT_FLAGS);
+        return STEP_AGAIN;
+}
+
+conn_step state_client_flags(nbdsdk_conn *conn) {
+        int r = conn_need(conn, 4);
+        if (r <= 0)
+                return input_stalled(conn, r, "before sending its flags");
+        uint32_t flags = wire_get32(conn->ibuf + conn->ipos);
+        conn->ipos += 4;
+        /* Spec: the server MUST drop the connection on flags it does not know. */
+        if (flags & ~(uint32_t) (NBDSDK_FLAG_C_FIXED_NEWSTYLE | NBDSDK_FLAG_C_NO_ZEROES)) {
+                conn_close(conn, "client set unknown handshake flags 0x%08x", flags);
+                return STEP_AGAIN;
+        }
+        conn->client_flags = flags;
+        conn->fixed_newstyle = flags & NBDSDK_FLAG_C_FIXED_NEWSTYLE;
+        conn->no_zeroes = flags & NBDSDK_FLAG_C_NO_ZEROES;
+        conn_set_state(conn, CONN_OPT_HEADER);
+        return STEP_AGAIN;
+}
+
+conn_step state_opt_header(nbdsdk_conn *conn) {
+        int r = conn_need(conn, 16);
+        if (r < 0 && r == -EPIPE && conn->ipos == conn->iend) {
+                conn_end(conn, "client closed during option haggling");
+                return STEP_AGAIN;
+        }
+        if (r <= 0)
+                return input_stalled(conn, r, "in the middle of an option");
+        const uint8_t *p = conn->ibuf + conn->ipos;
+        uint64_t magic = wire_get64(p);
+        conn->opt = wire_get32(p + 8);
+        conn->opt_len = wire_get32(p + 12);
+        conn->ipos += 16;
+        if (magic != NBDSDK_MAGIC_OPTS) {
+                conn_close(conn, "bad option magic 0x%016llx", (unsigned long long) magic);
+                return STEP_AGAIN;
+        }
+        nbdsdk_server *server = conn->server;
+        if (++conn->n_options > server->max_options) {
+                conn_close(conn, "client sent more than %u options", server->max_options);
+                return STEP_AGAIN;
+        }
+        if (conn->opt_len > server->max_option_payload) {
+                conn->discard_left = conn->opt_len;
+                conn_set_state(conn, CONN_OPT_DISCARD);
+                return STEP_AGAIN;
+        }
+        free(conn->opt_data);
+        conn->opt_data = malloc(conn->opt_len ? conn->opt_len : 1);
+        if (!conn->opt_data) {
+                conn_close(conn, "out of memory");
+                return STEP_AGAIN;
+        }
+        conn->opt_have = 0;
+        conn_set_state(conn, CONN_OPT_PAYLOAD);
+        return STEP_AGAIN;
+}
+
+conn_step state_opt_payload(nbdsdk_conn *conn) {
+        int r = conn_fill_into(conn, conn->opt_data, conn->opt_len, &conn->opt_have);
+        if (r <= 0)
+                return input_stalled(conn, r, "in the middle of an option's data");
+        conn_set_state(conn, CONN_OPT_DISPATCH);
+        return STEP_AGAIN;
+}
+
+conn_step state_opt_discard(nbdsdk_conn *conn) {
+        int r = conn_skip(conn);
+        if (r <= 0)
+                return input_stalled(conn, r, "in the middle of an option's data");
+        conn_set_state(conn, CONN_OPT_HEADER);
+        if (!conn->fixed_newstyle) {
+                conn_close(conn, "oversized option %u from a client without fixed newstyle", conn->opt);
+                return STEP_AGAIN;
+        }
+        option_reply_error(conn, conn->opt, NBDSDK_REP_ERR_TOO_BIG,
+                           "option data of %u bytes is over this server's limit of %u",
+                           conn->opt_len, conn->server->max_option_payload);
+        return STEP_AGAIN;
+}
+
+conn_step state_opt_dispatch(nbdsdk_conn *conn) {
+        uint32_t opt = conn->opt;
+        conn_set_state(conn, CONN_OPT_HEADER);
+        /* Without fixed newstyle, EXPORT_NAME is the only option a client may
+         * send and there is no way to answer anything else. */
+        if (!conn->fixed_newstyle && opt != NBDSDK_OPT_EXPORT_NAME) {
+                conn_close(conn, "client without fixed newstyle sent option %u", opt);
+                return STEP_AGAIN;
+        }
+        if (conn->server->shutting_down && opt != NBDSDK_OPT_ABORT && opt != NBDSDK_OPT_EXPORT_NAME) {
+                option_reply_error(conn, opt, NBDSDK_REP_ERR_SHUTDOWN, "the server is shutting down");
+                return STEP_AGAIN;
+        }
+        const option_entry *e = option_registry_find(&conn->server->options, opt);
+        if (!e) {
+                option_reply_error(conn, opt, NBDSDK_REP_ERR_UNSUP, "option %u is not supported", opt);
+                return STEP_AGAIN;
+        }
+        log_debug("conn %p: option %s (%u), %u bytes", (void *) conn, e->name, opt, conn->opt_len);
+        int r = e->fn(conn, opt, conn->opt_data, conn->opt_len, e->userdata);
+        if (r < 0 && !conn_is_closed(conn))
+                conn_close(conn, "option %s failed: %s", e->name, strerror(-r));
+        return STEP_AGAIN;
+}

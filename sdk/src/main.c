@@ -1,0 +1,398 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* nbdsdk_main(): the command line every nbdsdk server shares (nbdkit's and
+ * qemu-nbd's conventions), listening, daemon and captive modes, signals. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+#include "log-internal.h"
+#include "server-internal.h"
+#include "transport-internal.h"
+
+#define SHUTDOWN_GRACE_USEC (5 * 1000000ULL)
+
+typedef struct {
+        const char *program;
+        const char *port, *bind, *unix_path, *export_name, *description, *pidfile, *run;
+        bool read_only, foreground, use_stdin, exit_with_parent, print_uri, verbose;
+        unsigned threads;
+        char *private_dir;       /* for -U - and --run */
+        char *socket_path;
+        int run_status;
+        nbdsdk_server *server;
+} main_state;
+
+enum { OPT_PIDFILE = 256, OPT_RUN, OPT_EXIT_WITH_PARENT, OPT_PRINT_URI, OPT_VERSION };
+
+static const struct option long_options[] = {
+        { "port", required_argument, NULL, 'p' },
+        { "bind", required_argument, NULL, 'b' },
+        { "unix", required_argument, NULL, 'U' },
+        { "export-name", required_argument, NULL, 'e' },
+        { "description", required_argument, NULL, 'D' },
+        { "read-only", no_argument, NULL, 'r' },
+        { "foreground", no_argument, NULL, 'f' },
+        { "pidfile", required_argument, NULL, OPT_PIDFILE },
+        { "threads", required_argument, NULL, 't' },
+        { "stdin", no_argument, NULL, 's' },
+        { "run", required_argument, NULL, OPT_RUN },
+        { "exit-with-parent", no_argument, NULL, OPT_EXIT_WITH_PARENT },
+        { "print-uri", no_argument, NULL, OPT_PRINT_URI },
+        { "verbose", no_argument, NULL, 'v' },
+        { "version", no_argument, NULL, OPT_VERSION },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+};
+
+static void usage(const main_state *m, const struct nbdsdk_ops *ops) {
+        printf("Usage: %s [OPTIONS] %s[key=value ...]\n\n"
+               "Serve a block device over NBD.\n\n"
+               "  -p, --port PORT          TCP port (default %d)\n"
+               "  -b, --bind ADDR          TCP address to listen on (default: all)\n"
+               "  -U, --unix PATH          listen on a Unix socket (- = private temporary socket)\n"
+               "  -e, --export-name NAME   export name (default \"\")\n"
+               "  -D, --description TEXT   export description\n"
+               "  -r, --read-only          refuse writes\n"
+               "  -f, --foreground         do not fork into the background\n"
+               "      --pidfile FILE       write the process id once listening\n"
+               "  -t, --threads N          run callbacks on N worker threads (default 0: loop thread)\n"
+               "  -s, --stdin              serve one client on stdin/stdout (inetd)\n"
+               "      --run CMD            run CMD with $uri set, then exit with its status\n"
+               "      --exit-with-parent   exit when the parent process exits\n"
+               "      --print-uri          print the URI once listening\n"
+               "  -v, --verbose            debug messages\n"
+               "      --version            print the version\n"
+               "  -h, --help               this help\n",
+               m->program, ops->magic_config_key ? "[SIZE|" : "", NBDSDK_DEFAULT_PORT);
+        if (ops->magic_config_key)
+                printf("\nA bare argument is taken as %s=ARG.\n", ops->magic_config_key);
+        if (ops->config_help)
+                printf("\nBackend settings:\n%s\n", ops->config_help);
+        printf("\nSystemd socket activation (LISTEN_FDS) is used when present.\n");
+}
+
+static int fail(const main_state *m, const char *format, ...) __attribute__((format(printf, 2, 3)));
+static int fail(const main_state *m, const char *format, ...) {
+        va_list ap;
+        fprintf(stderr, "%s: ", m->program);
+        va_start(ap, format);
+        vfprintf(stderr, format, ap);
+        va_end(ap);
+        fprintf(stderr, "\n");
+        return 1;
+}
+
+static int apply_config(main_state *m, const struct nbdsdk_ops *ops, void *userdata, const char *arg) {
+        const char *eq = strchr(arg, '=');
+        char *key = eq ? strndup(arg, (size_t) (eq - arg)) : NULL;
+        const char *value = eq ? eq + 1 : arg;
+        if (!eq && !ops->magic_config_key)
+                return fail(m, "unexpected argument '%s' (settings are key=value)\nTry '%s --help'.", arg, m->program);
+        const char *k = eq ? key : ops->magic_config_key;
+        int r;
+        if (!ops->config)
+                r = fail(m, "this server takes no settings, but got '%s'", arg);
+        else if ((r = ops->config(k, value, userdata)) < 0)
+                r = fail(m, r == -ENOENT ? "unknown setting '%s'" : "invalid value for '%s': %s (%s)",
+                         k, value, strerror(-r));
+        else
+                r = 0;
+        free(key);
+        return r;
+}
+
+static char *make_uri(const main_state *m) {
+        char *uri = NULL;
+        const char *name = m->export_name ? m->export_name : "";
+        int r;
+        if (m->socket_path)
+                r = asprintf(&uri, "nbd+unix:///%s?socket=%s", name, m->socket_path);
+        else {
+                int port = nbdsdk_server_get_port(m->server);
+                const char *host = m->bind ? m->bind : "localhost";
+                bool v6 = strchr(host, ':') != NULL;
+                r = asprintf(&uri, "nbd://%s%s%s:%d/%s", v6 ? "[" : "", host, v6 ? "]" : "", port, name);
+        }
+        return r < 0 ? NULL : uri;
+}
+
+static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata);
+static int on_grace_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
+        (void) usec;
+        (void) userdata;
+        log_error("connections did not finish within the shutdown grace period");
+        return sd_event_exit(sd_event_source_get_event(src), 0);
+}
+
+static void begin_shutdown(main_state *m) {
+        sd_event *e = nbdsdk_server_get_event(m->server);
+        (void) sd_notify(0, "STOPPING=1");
+        (void) sd_event_add_time_relative(e, NULL, CLOCK_MONOTONIC, SHUTDOWN_GRACE_USEC, 0, on_grace_timeout, m);
+        nbdsdk_server_shutdown(m->server, true);
+}
+
+static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata) {
+        (void) src;
+        main_state *m = userdata;
+        log_debug("signal %u: shutting down", si->ssi_signo);
+        if (m->server->shutting_down)
+                return sd_event_exit(nbdsdk_server_get_event(m->server), 0);
+        begin_shutdown(m);
+        return 0;
+}
+
+static int on_run_exit(sd_event_source *src, const siginfo_t *si, void *userdata) {
+        (void) src;
+        main_state *m = userdata;
+        m->run_status = si->si_code == CLD_EXITED ? si->si_status : 128 + si->si_status;
+        begin_shutdown(m);
+        return 0;
+}
+
+static int start_run(main_state *m, const char *uri) {
+        sd_event *e = nbdsdk_server_get_event(m->server);
+        pid_t pid = fork();
+        if (pid < 0)
+                return fail(m, "cannot fork: %m");
+        if (pid == 0) {
+                sigset_t none;
+                sigemptyset(&none);
+                sigprocmask(SIG_SETMASK, &none, NULL);
+                char port[16] = "";
+                int p = nbdsdk_server_get_port(m->server);
+                if (p > 0)
+                        snprintf(port, sizeof port, "%d", p);
+                setenv("uri", uri, 1);
+                setenv("unixsocket", m->socket_path ? m->socket_path : "", 1);
+                setenv("port", port, 1);
+                setenv("exportname", m->export_name ? m->export_name : "", 1);
+                execl("/bin/sh", "sh", "-c", m->run, (char *) NULL);
+                _exit(127);
+        }
+        int r = sd_event_add_child(e, NULL, pid, WEXITED, on_run_exit, m);
+        return r < 0 ? fail(m, "cannot watch the --run command: %s", strerror(-r)) : 0;
+}
+
+static int daemonize(main_state *m) {
+        pid_t pid = fork();
+        if (pid < 0)
+                return fail(m, "cannot fork: %m");
+        if (pid > 0)
+                _exit(0);
+        (void) setsid();
+        FILE *f = freopen("/dev/null", "r", stdin);
+        f = f ? freopen("/dev/null", "w", stdout) : NULL;
+        (void) f;
+        return 0;
+}
+
+static int listen_all(main_state *m) {
+        nbdsdk_server *s = m->server;
+        int r;
+        bool activated = getenv("LISTEN_FDS") != NULL;
+        if (m->use_stdin) {
+                if (m->port || m->unix_path || m->run || activated)
+                        return fail(m, "-s cannot be combined with -p, -U, --run or socket activation");
+                transport *t;
+                if ((r = transport_fd_new(0, 1, &t)) < 0)
+                        return fail(m, "cannot use stdin/stdout: %s", strerror(-r));
+                s->exit_loop_when_idle = true;
+                if ((r = server_serve_transport(s, t, 0, NULL)) < 0)
+                        return fail(m, "cannot serve stdin: %s", strerror(-r));
+                return 0;
+        }
+        if (activated) {
+                if (m->port || m->unix_path || m->bind)
+                        return fail(m, "socket activation cannot be combined with -p, -b or -U");
+                r = nbdsdk_server_listen_activation(s);
+                if (r <= 0)
+                        return fail(m, "socket activation: %s", r < 0 ? strerror(-r) : "no sockets passed");
+                return 0;
+        }
+        const char *path = m->unix_path;
+        if ((path && strcmp(path, "-") == 0) || (!path && !m->port && m->run)) {
+                m->private_dir = strdup("/tmp/nbdsdk-XXXXXX");
+                if (!m->private_dir || !mkdtemp(m->private_dir))
+                        return fail(m, "cannot make a private directory: %m");
+                if (asprintf(&m->socket_path, "%s/socket", m->private_dir) < 0)
+                        return fail(m, "out of memory");
+        } else if (path && !(m->socket_path = strdup(path)))
+                return fail(m, "out of memory");
+        if (m->socket_path) {
+                if ((r = nbdsdk_server_listen_unix(s, m->socket_path)) < 0)
+                        return fail(m, "cannot listen on %s: %s", m->socket_path, strerror(-r));
+        } else {
+                char port[16];
+                snprintf(port, sizeof port, "%s", m->port ? m->port : "10809");
+                if ((r = nbdsdk_server_listen_tcp(s, m->bind, port)) < 0)
+                        return fail(m, "cannot listen on %s port %s: %s", m->bind ? m->bind : "*", port,
+                                    strerror(-r));
+        }
+        return 0;
+}
+
+static int write_pidfile(main_state *m) {
+        if (!m->pidfile)
+                return 0;
+        FILE *f = fopen(m->pidfile, "w");
+        if (!f || fprintf(f, "%d\n", (int) getpid()) < 0 || fclose(f) != 0)
+                return fail(m, "cannot write %s: %m", m->pidfile);
+        return 0;
+}
+
+static int parse_args(main_state *m, int argc, char **argv, const struct nbdsdk_ops *ops, void *userdata) {
+        int c;
+        opterr = 0;
+        optind = 1;
+        while ((c = getopt_long(argc, argv, ":p:b:U:e:D:rft:svh", long_options, NULL)) != -1) {
+                switch (c) {
+                case 'p': m->port = optarg; break;
+                case 'b': m->bind = optarg; break;
+                case 'U': m->unix_path = optarg; break;
+                case 'e': m->export_name = optarg; break;
+                case 'D': m->description = optarg; break;
+                case 'r': m->read_only = true; break;
+                case 'f': m->foreground = true; break;
+                case 's': m->use_stdin = true; break;
+                case 'v': m->verbose = true; break;
+                case OPT_PIDFILE: m->pidfile = optarg; break;
+                case OPT_RUN: m->run = optarg; break;
+                case OPT_EXIT_WITH_PARENT: m->exit_with_parent = true; break;
+                case OPT_PRINT_URI: m->print_uri = true; break;
+                case 't': {
+                        char *end;
+                        unsigned long n = strtoul(optarg, &end, 10);
+                        if (*end || end == optarg || n > 1024)
+                                return fail(m, "-t takes a number of threads from 0 to 1024, not '%s'", optarg);
+                        m->threads = (unsigned) n;
+                        break;
+                }
+                case OPT_VERSION:
+                        printf("%s %s (nbdsdk %d.%d)\n", m->program, ops->version ? ops->version : "",
+                               NBDSDK_VERSION_MAJOR, NBDSDK_VERSION_MINOR);
+                        return -1;
+                case 'h':
+                        usage(m, ops);
+                        return -1;
+                case ':':
+                        return fail(m, "option '%s' needs an argument\nTry '%s --help'.", argv[optind - 1], m->program);
+                default:
+                        return fail(m, "unknown option '%s'\nTry '%s --help'.", argv[optind - 1], m->program);
+                }
+        }
+        if (m->port) {
+                char *end;
+                unsigned long p = strtoul(m->port, &end, 10);
+                if (*end || end == m->port || p > 65535)
+                        return fail(m, "invalid port '%s'", m->port);
+        }
+        if (m->port && m->unix_path)
+                return fail(m, "-p and -U cannot be used together");
+        for (int i = optind; i < argc; i++)
+                if (apply_config(m, ops, userdata, argv[i]) != 0)
+                        return 1;
+        if (ops->config_complete) {
+                int r = ops->config_complete(userdata);
+                if (r < 0)
+                        return fail(m, "incomplete or invalid settings: %s\nTry '%s --help'.", strerror(-r), m->program);
+        }
+        return 0;
+}
+
+static int configure_server(main_state *m) {
+        nbdsdk_server *s = m->server;
+        int r = 0;
+        if (m->export_name && (r = nbdsdk_server_set_export_name(s, m->export_name)) < 0)
+                return fail(m, "invalid export name: %s", strerror(-r));
+        if (m->description && (r = nbdsdk_server_set_description(s, m->description)) < 0)
+                return fail(m, "invalid description: %s", strerror(-r));
+        nbdsdk_server_set_read_only(s, m->read_only);
+        nbdsdk_server_set_threads(s, m->threads);
+        nbdsdk_server_set_verbose(s, m->verbose);
+        return 0;
+}
+
+static int serve(main_state *m) {
+        sd_event *e = NULL;
+        int r = sd_event_default(&e);
+        if (r < 0)
+                return fail(m, "cannot create the event loop: %s", strerror(-r));
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGCHLD);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+        (void) sd_event_add_signal(e, NULL, SIGINT, on_signal, m);
+        (void) sd_event_add_signal(e, NULL, SIGTERM, on_signal, m);
+        if (m->exit_with_parent)
+                (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
+        int status = 0;
+        if ((r = nbdsdk_server_attach_event(m->server, e, 0)) < 0)
+                status = fail(m, "cannot attach to the event loop: %s", strerror(-r));
+        if (status == 0)
+                status = listen_all(m);
+        char *uri = status == 0 && !m->use_stdin ? make_uri(m) : NULL;
+        if (status == 0 && m->print_uri && uri) {
+                printf("%s\n", uri);
+                fflush(stdout);
+        }
+        bool background = !m->foreground && !m->run && !m->use_stdin && !getenv("LISTEN_FDS");
+        if (status == 0 && background)
+                status = daemonize(m);
+        if (status == 0)
+                status = write_pidfile(m);
+        if (status == 0 && m->run)
+                status = start_run(m, uri ? uri : "");
+        if (status == 0) {
+                (void) sd_notify(0, "READY=1");
+                r = sd_event_loop(e);
+                if (r < 0)
+                        status = fail(m, "event loop failed: %s", strerror(-r));
+                else if (m->run)
+                        status = m->run_status;
+        }
+        free(uri);
+        server_stop(m->server);
+        nbdsdk_server_detach_event(m->server);
+        sd_event_unref(e);
+        return status;
+}
+
+int nbdsdk_main(int argc, char **argv, const struct nbdsdk_ops *ops, size_t ops_size, void *userdata) {
+        main_state m = { 0 };
+        m.program = ops && ops->name ? ops->name : (argc > 0 ? basename(argv[0]) : "nbdsdk");
+        log_set_program(m.program);
+        if (!ops || ops_size == 0)
+                return fail(&m, "no struct nbdsdk_ops given");
+        int r = parse_args(&m, argc, argv, ops, userdata);
+        if (r != 0)
+                return r < 0 ? 0 : r;
+        r = nbdsdk_server_new(ops, ops_size, userdata, &m.server);
+        if (r < 0)
+                return fail(&m, "cannot create the server: %s", strerror(-r));
+        int status = configure_server(&m);
+        if (status == 0)
+                status = serve(&m);
+        m.server = nbdsdk_server_unref(m.server);
+        if (m.pidfile && status == 0)
+                (void) unlink(m.pidfile);
+        if (m.private_dir) {
+                (void) unlink(m.socket_path);
+                (void) rmdir(m.private_dir);
+        }
+        free(m.socket_path);
+        free(m.private_dir);
+        return status;
+}

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The option registry: NBD_OPT_* number -> handler. The built-in options are
+ * registered through it like any extension's. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+#include <nbdsdk/nbdsdk-ops.h>
+
+/* A handler reads the payload (already validated against the size limit),
+ * queues its replies with option_reply*() and returns 0; or returns a
+ * negative errno to drop the connection (a hard disconnect). */
+typedef int (*option_handler)(nbdsdk_conn *conn, uint32_t option, const uint8_t *data,
+                              size_t len, void *userdata);
+
+#define OPTION_DIRECT 32
+
+typedef struct {
+        option_handler fn;
+        void *userdata;
+        const char *name;
+} option_entry;
+
+typedef struct {
+        option_entry direct[OPTION_DIRECT];
+        struct option_far {
+                uint32_t option;
+                option_entry entry;
+        } *far;
+        size_t n_far;
+} option_registry;
+
+/* Returns 0, -EEXIST (taken and REPLACE false), -ENOMEM. */
+int option_registry_add(option_registry *r, uint32_t option, const char *name,
+                        option_handler fn, void *userdata, int replace);
+const option_entry *option_registry_find(const option_registry *r, uint32_t option);
+void option_registry_fini(option_registry *r);
+/* Register the built-in options (option-*.c). */
+int options_register_builtin(option_registry *r);
+
+/* Reply helpers (fixed newstyle option replies). DATA is copied. */
+int option_reply(nbdsdk_conn *conn, uint32_t option, uint32_t type, const void *data, size_t len);
+int option_reply_error(nbdsdk_conn *conn, uint32_t option, uint32_t type, const char *format, ...)
+        __attribute__((format(printf, 4, 5)));
+
+/* The built-in handlers. */
+int option_export_name(nbdsdk_conn *, uint32_t, const uint8_t *, size_t, void *);
+int option_info_go(nbdsdk_conn *, uint32_t, const uint8_t *, size_t, void *);
+int option_list(nbdsdk_conn *, uint32_t, const uint8_t *, size_t, void *);
+int option_abort(nbdsdk_conn *, uint32_t, const uint8_t *, size_t, void *);
+int option_starttls(nbdsdk_conn *, uint32_t, const uint8_t *, size_t, void *);
+int option_structured_reply(nbdsdk_conn *, uint32_t, const uint8_t *, size_t, void *);
+int option_extended_headers(nbdsdk_conn *, uint32_t, const uint8_t *, size_t, void *);
+int option_meta_context(nbdsdk_conn *, uint32_t, const uint8_t *, size_t, void *);

@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The option registry (a direct table for small numbers, a short list beyond)
+ * and the fixed-newstyle option reply (spec "Option reply"). */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "conn-internal.h"
+#include "options-internal.h"
+#include "wire-internal.h"
+
+static option_entry *registry_slot(option_registry *r, uint32_t option, int create) {
+        if (option < OPTION_DIRECT)
+                return &r->direct[option];
+        for (size_t i = 0; i < r->n_far; i++)
+                if (r->far[i].option == option)
+                        return &r->far[i].entry;
+        if (!create)
+                return NULL;
+        struct option_far *far = realloc(r->far, (r->n_far + 1) * sizeof *far);
+        if (!far)
+                return NULL;
+        r->far = far;
+        far[r->n_far] = (struct option_far) { .option = option };
+        return &far[r->n_far++].entry;
+}
+
+int option_registry_add(option_registry *r, uint32_t option, const char *name,
+                        option_handler fn, void *userdata, int replace) {
+        option_entry *e = registry_slot(r, option, 0);
+        if (e && e->fn && !replace)
+                return -EEXIST;
+        if (!e && !(e = registry_slot(r, option, 1)))
+                return -ENOMEM;
+        *e = (option_entry) { .fn = fn, .userdata = userdata, .name = name };
+        return 0;
+}
+
+const option_entry *option_registry_find(const option_registry *r, uint32_t option) {
+        const option_entry *e = registry_slot((option_registry *) r, option, 0);
+        return e && e->fn ? e : NULL;
+}
+
+void option_registry_fini(option_registry *r) {
+        free(r->far);
+        r->far = NULL;
+        r->n_far = 0;
+}
+
+int options_register_builtin(option_registry *r) {
+        static const struct {
+                uint32_t option;
+                const char *name;
+                option_handler fn;
+        } builtin[] = {
+                { NBDSDK_OPT_EXPORT_NAME, "EXPORT_NAME", option_export_name },
+                { NBDSDK_OPT_ABORT, "ABORT", option_abort },
+                { NBDSDK_OPT_LIST, "LIST", option_list },
+                { NBDSDK_OPT_STARTTLS, "STARTTLS", option_starttls },
+                { NBDSDK_OPT_INFO, "INFO", option_info_go },
+                { NBDSDK_OPT_GO, "GO", option_info_go },
+                { NBDSDK_OPT_STRUCTURED_REPLY, "STRUCTURED_REPLY", option_structured_reply },
+                { NBDSDK_OPT_LIST_META_CONTEXT, "LIST_META_CONTEXT", option_meta_context },
+                { NBDSDK_OPT_SET_META_CONTEXT, "SET_META_CONTEXT", option_meta_context },
+                { NBDSDK_OPT_EXTENDED_HEADERS, "EXTENDED_HEADERS", option_extended_headers },
+        };
+        for (size_t i = 0; i < sizeof builtin / sizeof builtin[0]; i++) {
+                int r2 = option_registry_add(r, builtin[i].option, builtin[i].name, builtin[i].fn, NULL, 0);
+                if (r2 < 0)
+                        return r2;
+        }
+        return 0;
+}
+
+int option_reply(nbdsdk_conn *conn, uint32_t option, uint32_t type, const void *data, size_t len) {
+        uint8_t head[OUT_HEAD_MAX];
+        wire_put64(head, NBDSDK_MAGIC_OPT_REPLY);
+        wire_put32(head + 8, option);
+        wire_put32(head + 12, type);
+        wire_put32(head + 16, (uint32_t) len);
+        /* Short data rides in the header; longer data is copied out. */
+        if (len <= OUT_HEAD_MAX - 20) {
+                if (len)
+                        memcpy(head + 20, data, len);
+                return outq_push(&conn->out, head, 20 + len, NULL, 0, NULL, NULL);
+        }
+        void *copy = malloc(len);
+        if (!copy)
+                return -ENOMEM;
+        memcpy(copy, data, len);
+        return outq_push(&conn->out, head, 20, copy, len, free, copy);
+}
+
+int option_reply_error(nbdsdk_conn *conn, uint32_t option, uint32_t type, const char *format, ...) {
+        char msg[NBDSDK_MAX_STRING + 1];
+        va_list ap;
+        va_start(ap, format);
+        int n = vsnprintf(msg, sizeof msg, format, ap);
+        va_end(ap);
+        if (n < 0)
+                n = 0;
+        if ((size_t) n >= sizeof msg)
+                n = sizeof msg - 1;
+        return option_reply(conn, option, type, msg, (size_t) n);
+}

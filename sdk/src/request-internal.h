@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <nbdsdk/nbdsdk.h>
+
+struct nbdsdk_extent {
+        uint64_t length;
+        uint32_t type;
+};
+
+struct nbdsdk_extents {
+        uint64_t start, end;     /* the range asked about */
+        uint64_t next;           /* where the next extent starts */
+        struct nbdsdk_extent *v;
+        size_t n, cap;
+};
+
+struct nbdsdk_request {
+        nbdsdk_conn *conn;
+        nbdsdk_request *next;    /* in a completion or worker queue */
+
+        /* From the header. */
+        uint64_t cookie;
+        uint64_t offset;
+        uint64_t length;         /* effect length */
+        uint64_t payload_len;    /* bytes of payload following the header */
+        uint16_t type;
+        uint16_t wire_flags;
+        uint32_t flags;          /* NBDSDK_FUA ... for the callbacks */
+
+        void *buf;               /* READ data or WRITE payload */
+        size_t buf_have;         /* payload bytes read so far */
+        uint64_t bytes;          /* counted against the in-flight byte limit */
+
+        /* Result. */
+        uint32_t error;          /* NBD error value, 0 = success */
+        char *error_msg;
+
+        /* Data path progress (datapath.c). */
+        int step;
+        uint64_t progress;
+        size_t extent_index;
+        nbdsdk_extents extents;
+        atomic_int deferred;     /* a callback returned NBDSDK_DEFER */
+        bool tolerate_failure;   /* the next step looks at the result itself */
+        int last_result;
+        int resume_result;       /* carried through the completion queue */
+        bool finished;           /* the data path is done; only the reply is left */
+        void *scratch;
+
+        /* Encoded block status reply (request-reply.c). */
+        void *reply_buf;
+};
+
+/* Allocate a request on CONN from a parsed header. */
+nbdsdk_request *request_new(nbdsdk_conn *conn);
+void request_free(nbdsdk_request *req);
+/* Fail REQ before it reaches the data path; MESSAGE is static text. */
+void request_fail(nbdsdk_request *req, uint32_t nbd_error, const char *message);
+/* Check a parsed request against the negotiated state (request-validate.c).
+ * Returns 0 or an NBD error value with *retmsg set. */
+uint32_t request_validate(nbdsdk_request *req, const char **retmsg);
+/* Run the data path (inline or on a worker); ends in request_finish(). */
+void request_dispatch(nbdsdk_request *req);
+/* Loop thread: the data path ended with RESULT (0 or -errno); reply. */
+void request_finish(nbdsdk_request *req, int result);
+/* Queue the reply (request-reply.c); the request is freed once it is sent. */
+void request_reply(nbdsdk_request *req);
+/* Data path (datapath.c): run steps from where the request is; RESULT is the
+ * previous step's result. Returns when done (request ready to finish:
+ * *retresult set, true) or deferred (false). */
+bool datapath_run(nbdsdk_request *req, int result, int *retresult);
+/* Worker-thread and completion glue (request.c). */
+void request_run_on_worker(nbdsdk_request *req);
+void request_resume_on_loop(nbdsdk_request *req);
+
+void extents_init(nbdsdk_extents *e, uint64_t start, uint64_t length);
+void extents_fini(nbdsdk_extents *e);

@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Encoding a request's reply: simple, structured (spec "Structured reply
+ * chunk message") or with extended headers; the request is freed when the
+ * last byte of its reply has been written. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "conn-internal.h"
+#include "request-internal.h"
+#include "wire-internal.h"
+
+static void release_request(void *owner) {
+        request_free(owner);
+}
+
+/* Queue one piece of REQ's reply; LAST hands the request to the queue.
+ * Returns false (with the connection closed and REQ freed) on failure. */
+static bool push(nbdsdk_request *req, const uint8_t *head, size_t hlen, const void *data,
+                 size_t dlen, bool last) {
+        nbdsdk_conn *conn = req->conn;
+        int r = outq_push(&conn->out, head, hlen, data, dlen, last ? release_request : NULL,
+                          last ? req : NULL);
+        if (r < 0) {
+                if (!last)
+                        request_free(req);
+                conn_close(conn, "out of memory queueing a reply");
+                return false;
+        }
+        return true;
+}
+
+/* A structured chunk header (20 bytes) or extended one (32 bytes). */
+static size_t chunk_header(nbdsdk_request *req, uint8_t *h, uint16_t flags, uint16_t type,
+                           uint64_t payload_len) {
+        if (req->conn->extended) {
+                wire_put32(h, NBDSDK_MAGIC_EXT_REPLY);
+                wire_put16(h + 4, flags);
+                wire_put16(h + 6, type);
+                wire_put64(h + 8, req->cookie);
+                wire_put64(h + 16, req->offset);
+                wire_put64(h + 24, payload_len);
+                return 32;
+        }
+        wire_put32(h, NBDSDK_MAGIC_STRUCTURED_REPLY);
+        wire_put16(h + 4, flags);
+        wire_put16(h + 6, type);
+        wire_put64(h + 8, req->cookie);
+        wire_put32(h + 16, (uint32_t) payload_len);
+        return 20;
+}
+
+static void reply_simple(nbdsdk_request *req) {
+        uint8_t h[16];
+        wire_put32(h, NBDSDK_MAGIC_SIMPLE_REPLY);
+        wire_put32(h + 4, req->error);
+        wire_put64(h + 8, req->cookie);
+        bool data = req->error == 0 && req->type == NBDSDK_CMD_READ;
+        push(req, h, sizeof h, data ? req->buf : NULL, data ? req->length : 0, true);
+}
+
+static void reply_error_chunk(nbdsdk_request *req) {
+        uint8_t h[OUT_HEAD_MAX];
+        size_t mlen = req->error_msg ? strlen(req->error_msg) : 0;
+        size_t n = chunk_header(req, h, NBDSDK_REPLY_FLAG_DONE, NBDSDK_REPLY_TYPE_ERROR, 6 + mlen);
+        wire_put32(h + n, req->error);
+        wire_put16(h + n + 4, (uint16_t) mlen);
+        push(req, h, n + 6, req->error_msg, mlen, true);
+}
+
+static void reply_done_chunk(nbdsdk_request *req) {
+        uint8_t h[OUT_HEAD_MAX];
+        size_t n = chunk_header(req, h, NBDSDK_REPLY_FLAG_DONE, NBDSDK_REPLY_TYPE_NONE, 0);
+        push(req, h, n, NULL, 0, true);
+}
+
+static bool push_data_chunk(nbdsdk_request *req, uint64_t off, uint64_t len, bool last) {
+        uint8_t h[OUT_HEAD_MAX];
+        size_t n = chunk_header(req, h, last ? NBDSDK_REPLY_FLAG_DONE : 0, NBDSDK_REPLY_TYPE_OFFSET_DATA, 8 + len);
+        wire_put64(h + n, off);
+        return push(req, h, n + 8, (char *) req->buf + (off - req->offset), len, last);
+}
+
+static bool push_hole_chunk(nbdsdk_request *req, uint64_t off, uint64_t len, bool last) {
+        uint8_t h[OUT_HEAD_MAX];
+        size_t n = chunk_header(req, h, last ? NBDSDK_REPLY_FLAG_DONE : 0, NBDSDK_REPLY_TYPE_OFFSET_HOLE, 12);
+        wire_put64(h + n, off);
+        wire_put32(h + n + 8, (uint32_t) len);
+        return push(req, h, n + 12, NULL, 0, last);
+}
+
+/* A read: one data chunk, or (sparse reads) data and hole chunks following
+ * the extents the data path found; consecutive data extents are merged. */
+static void reply_read(nbdsdk_request *req) {
+        const nbdsdk_extents *x = &req->extents;
+        if (x->n == 0) {
+                push_data_chunk(req, req->offset, req->length, true);
+                return;
+        }
+        uint64_t off = req->offset;
+        size_t i = 0;
+        while (i < x->n) {
+                bool zero = x->v[i].type & NBDSDK_EXTENT_ZERO;
+                uint64_t len = 0;
+                while (i < x->n && !!(x->v[i].type & NBDSDK_EXTENT_ZERO) == zero)
+                        len += x->v[i++].length;
+                bool last = i == x->n;
+                if (!(zero ? push_hole_chunk(req, off, len, last) : push_data_chunk(req, off, len, last)))
+                        return;
+                off += len;
+        }
+}
+
+static void reply_block_status(nbdsdk_request *req) {
+        const nbdsdk_extents *x = &req->extents;
+        bool ext = req->conn->extended;
+        size_t n = x->n;
+        if ((req->flags & NBDSDK_REQ_ONE) && n > 1)
+                n = 1;
+        size_t esize = ext ? 16 : 8;
+        uint8_t *p = malloc(n * esize);
+        if (!p) {
+                request_fail(req, NBDSDK_ENOMEM, "out of memory for the block status reply");
+                reply_error_chunk(req);
+                return;
+        }
+        req->reply_buf = p;
+        for (size_t i = 0; i < n; i++, p += esize) {
+                if (ext) {
+                        wire_put64(p, x->v[i].length);
+                        wire_put64(p + 8, x->v[i].type);
+                } else {
+                        wire_put32(p, (uint32_t) x->v[i].length);
+                        wire_put32(p + 4, x->v[i].type);
+                }
+        }
+        uint8_t h[OUT_HEAD_MAX];
+        size_t extra = ext ? 8 : 4;
+        size_t hl = chunk_header(req, h, NBDSDK_REPLY_FLAG_DONE,
+                                 ext ? NBDSDK_REPLY_TYPE_BLOCK_STATUS_EXT : NBDSDK_REPLY_TYPE_BLOCK_STATUS,
+                                 extra + n * esize);
+        wire_put32(h + hl, META_ID_BASE_ALLOCATION);
+        if (ext)
+                wire_put32(h + hl + 4, (uint32_t) n);
+        push(req, h, hl + extra, req->reply_buf, n * esize, true);
+}
+
+void request_reply(nbdsdk_request *req) {
+        nbdsdk_conn *conn = req->conn;
+        if (conn_is_closed(conn)) {
+                request_free(req);
+                return;
+        }
+        if (!conn->structured)
+                reply_simple(req);
+        else if (req->error)
+                reply_error_chunk(req);
+        else if (req->type == NBDSDK_CMD_READ)
+                reply_read(req);
+        else if (req->type == NBDSDK_CMD_BLOCK_STATUS)
+                reply_block_status(req);
+        else if (conn->extended)
+                reply_done_chunk(req);
+        else
+                reply_simple(req);
+}

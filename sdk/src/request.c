@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* A request's life: created from a header, run through the data path (on the
+ * loop thread, a worker, or an asynchronous backend), replied to, freed once
+ * the reply is sent. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "conn-internal.h"
+#include "errno-internal.h"
+#include "log-internal.h"
+#include "request-internal.h"
+#include "server-internal.h"
+
+nbdsdk_request *request_new(nbdsdk_conn *conn) {
+        nbdsdk_request *req = calloc(1, sizeof *req);
+        if (!req)
+                return NULL;
+        req->conn = nbdsdk_conn_ref(conn);
+        conn->in_flight++;
+        return req;
+}
+
+void request_free(nbdsdk_request *req) {
+        nbdsdk_conn *conn = req->conn;
+        conn_request_gone(conn, req->bytes);
+        free(req->buf);
+        free(req->error_msg);
+        free(req->scratch);
+        free(req->reply_buf);
+        extents_fini(&req->extents);
+        free(req);
+        nbdsdk_conn_unref(conn);
+}
+
+void request_fail(nbdsdk_request *req, uint32_t nbd_error, const char *message) {
+        req->error = nbd_error;
+        free(req->error_msg);
+        req->error_msg = message ? strdup(message) : NULL;
+}
+
+void request_dispatch(nbdsdk_request *req) {
+        nbdsdk_server *server = req->conn->server;
+        if (server->workers) {
+                worker_pool_push(server->workers, req);
+                return;
+        }
+        int result;
+        if (datapath_run(req, 0, &result))
+                request_finish(req, result);
+}
+
+void request_finish(nbdsdk_request *req, int result) {
+        if (result < 0 && req->error == 0) {
+                bool fast_zero = req->type == NBDSDK_CMD_WRITE_ZEROES && (req->flags & NBDSDK_FAST_ZERO);
+                bool df = req->type == NBDSDK_CMD_READ && (req->wire_flags & NBDSDK_CMD_FLAG_DF);
+                req->error = errno_to_nbd(result, fast_zero, df);
+                if (!req->error_msg)
+                        req->error_msg = strdup(strerror(-result));
+        }
+        request_reply(req);
+}
+
+/* On a worker thread: run the data path from where it stands. */
+void request_run_on_worker(nbdsdk_request *req) {
+        int result;
+        if (datapath_run(req, req->resume_result, &result)) {
+                req->resume_result = result;
+                req->finished = true;
+                completion_queue_push(&req->conn->server->completions, req);
+        }
+}
+
+/* On the loop thread: a queued request comes back, finished or resumed. */
+void request_resume_on_loop(nbdsdk_request *req) {
+        if (req->finished) {
+                request_finish(req, req->resume_result);
+                return;
+        }
+        nbdsdk_server *server = req->conn->server;
+        if (server->workers) {
+                worker_pool_push(server->workers, req);
+                return;
+        }
+        int result;
+        if (datapath_run(req, req->resume_result, &result))
+                request_finish(req, result);
+}
+
+/* Public API. */
+
+nbdsdk_conn *nbdsdk_request_get_conn(nbdsdk_request *req) { return req ? req->conn : NULL; }
+uint16_t nbdsdk_request_get_command(nbdsdk_request *req) { return req ? req->type : 0; }
+uint64_t nbdsdk_request_get_offset(nbdsdk_request *req) { return req ? req->offset : 0; }
+uint64_t nbdsdk_request_get_length(nbdsdk_request *req) { return req ? req->length : 0; }
+
+int nbdsdk_request_complete(nbdsdk_request *req, int error) {
+        if (!req || error > 0)
+                return -EINVAL;
+        if (!atomic_exchange(&req->deferred, 0))
+                return -EALREADY;
+        req->resume_result = error;
+        completion_queue_push(&req->conn->server->completions, req);
+        return 0;
+}
+
+int nbdsdk_request_set_error_message(nbdsdk_request *req, const char *format, ...) {
+        if (!req || !format)
+                return -EINVAL;
+        char *msg;
+        va_list ap;
+        va_start(ap, format);
+        int n = vasprintf(&msg, format, ap);
+        va_end(ap);
+        if (n < 0)
+                return -ENOMEM;
+        if (n > NBDSDK_MAX_STRING)
+                msg[NBDSDK_MAX_STRING] = '\0';
+        free(req->error_msg);
+        req->error_msg = msg;
+        return 0;
+}

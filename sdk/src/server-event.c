@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Attaching a server to an sd-event loop: listeners, connections (io and a
+ * timer each), and the completion eventfd become event sources. Other loops
+ * embed the server through sd-event's own fd (see nbdsdk_server(3)). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include "conn-internal.h"
+#include "log-internal.h"
+#include "server-internal.h"
+
+static int on_conn_io(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        (void) src;
+        (void) fd;
+        (void) revents;
+        conn_run(userdata);
+        return 0;
+}
+
+static int on_conn_timer(sd_event_source *src, uint64_t usec, void *userdata) {
+        (void) src;
+        nbdsdk_conn *conn = userdata;
+        conn_check_timeout(conn, usec);
+        conn_run(conn);
+        conn_update_event_sources(conn);
+        return 0;
+}
+
+void conn_update_event_sources(nbdsdk_conn *conn) {
+        if (!conn->io_source)
+                return;
+        uint32_t events = conn_wanted_events(conn);
+        if (conn->io_wsource) {
+                /* Separate read and write fds (stdin and stdout). */
+                uint32_t out = events & EPOLLOUT;
+                events &= ~(uint32_t) EPOLLOUT;
+                if (out)
+                        (void) sd_event_source_set_io_events(conn->io_wsource, out);
+                (void) sd_event_source_set_enabled(conn->io_wsource, out ? SD_EVENT_ON : SD_EVENT_OFF);
+        }
+        if (events)
+                (void) sd_event_source_set_io_events(conn->io_source, events);
+        /* With nothing wanted the source must be off, or hang-ups would spin. */
+        (void) sd_event_source_set_enabled(conn->io_source, events ? SD_EVENT_ON : SD_EVENT_OFF);
+        if (conn->timer_source) {
+                if (conn->deadline == UINT64_MAX)
+                        (void) sd_event_source_set_enabled(conn->timer_source, SD_EVENT_OFF);
+                else {
+                        (void) sd_event_source_set_time(conn->timer_source, conn->deadline);
+                        (void) sd_event_source_set_enabled(conn->timer_source, SD_EVENT_ONESHOT);
+                }
+        }
+}
+
+int server_event_add_conn(nbdsdk_server *s, nbdsdk_conn *conn) {
+        int rfd = conn->transport->ops->get_read_fd(conn->transport);
+        int wfd = conn->transport->ops->get_write_fd(conn->transport);
+        int r = sd_event_add_io(s->event, &conn->io_source, rfd, EPOLLIN, on_conn_io, conn);
+        if (r >= 0 && wfd != rfd)
+                r = sd_event_add_io(s->event, &conn->io_wsource, wfd, EPOLLOUT, on_conn_io, conn);
+        if (r >= 0)
+                r = sd_event_add_time(s->event, &conn->timer_source, CLOCK_MONOTONIC, UINT64_MAX, 0,
+                                      on_conn_timer, conn);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_priority(conn->io_source, s->priority);
+        conn_update_event_sources(conn);
+        return 0;
+}
+
+static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        (void) src;
+        (void) revents;
+        nbdsdk_server *s = userdata;
+        /* A bounded batch per wake-up keeps one listener from starving the rest. */
+        for (int i = 0; i < 16 && !s->shutting_down; i++) {
+                int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                if (cfd < 0) {
+                        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                                log_error("accept failed: %m");
+                        break;
+                }
+                transport *t;
+                int r = transport_fd_new(cfd, cfd, &t);
+                if (r < 0) {
+                        close(cfd);
+                        continue;
+                }
+                r = server_serve_transport(s, t, 0, NULL);
+                if (r < 0)
+                        log_error("cannot serve a new connection: %s", strerror(-r));
+        }
+        return 0;
+}
+
+int server_event_add_listener(nbdsdk_server *s, listener *l) {
+        int r = sd_event_add_io(s->event, &l->source, l->fd, EPOLLIN, on_accept, s);
+        if (r >= 0)
+                (void) sd_event_source_set_priority(l->source, s->priority);
+        return r;
+}
+
+static int on_completions(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        (void) src;
+        (void) fd;
+        (void) revents;
+        server_process_completions(userdata);
+        return 0;
+}
+
+int nbdsdk_server_attach_event(nbdsdk_server *s, sd_event *event, int64_t priority) {
+        if (!s)
+                return -EINVAL;
+        if (s->event)
+                return -EBUSY;
+        int r = event ? (s->event = sd_event_ref(event), 0) : sd_event_default(&s->event);
+        if (r < 0)
+                return r;
+        s->priority = priority;
+        r = server_start(s);
+        if (r >= 0)
+                r = sd_event_add_io(s->event, &s->completion_source, s->completions.efd, EPOLLIN,
+                                    on_completions, s);
+        for (size_t i = 0; r >= 0 && i < s->n_listeners; i++)
+                r = server_event_add_listener(s, &s->listeners[i]);
+        for (nbdsdk_conn *c = s->conns; r >= 0 && c; c = c->next)
+                r = server_event_add_conn(s, c);
+        if (r < 0)
+                nbdsdk_server_detach_event(s);
+        return r;
+}
+
+int nbdsdk_server_detach_event(nbdsdk_server *s) {
+        if (!s)
+                return -EINVAL;
+        if (!s->event)
+                return 0;
+        s->completion_source = sd_event_source_disable_unref(s->completion_source);
+        for (size_t i = 0; i < s->n_listeners; i++)
+                s->listeners[i].source = sd_event_source_disable_unref(s->listeners[i].source);
+        for (nbdsdk_conn *c = s->conns; c; c = c->next) {
+                c->io_source = sd_event_source_disable_unref(c->io_source);
+                c->io_wsource = sd_event_source_disable_unref(c->io_wsource);
+                c->timer_source = sd_event_source_disable_unref(c->timer_source);
+        }
+        s->event = sd_event_unref(s->event);
+        return 0;
+}
+
+sd_event *nbdsdk_server_get_event(nbdsdk_server *s) {
+        return s ? s->event : NULL;
+}

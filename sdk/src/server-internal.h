@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+#include <nbdsdk/nbdsdk.h>
+#include "options-internal.h"
+#include "transport-internal.h"
+#include "workers-internal.h"
+
+typedef struct {
+        char *name;
+        char *description;
+} export_entry;
+
+typedef struct {
+        int fd;
+        bool is_tcp;
+        char *unix_path;         /* unlinked when the server goes */
+        sd_event_source *source;
+} listener;
+
+struct nbdsdk_server {
+        unsigned n_ref;
+        struct nbdsdk_ops ops;
+        void *userdata;
+
+        export_entry *exports;   /* exports[0] is the default export */
+        size_t n_exports;
+        bool read_only;
+        uint32_t max_payload;
+        uint32_t max_requests;
+        uint64_t max_bytes;
+        uint32_t max_options;
+        uint32_t max_option_payload;
+        unsigned handshake_timeout_sec;
+        unsigned idle_timeout_sec;
+        unsigned n_threads;
+        bool sparse_reads;
+        bool running;            /* settings are frozen */
+
+        option_registry options;
+
+        listener *listeners;
+        size_t n_listeners;
+
+        sd_event *event;
+        int64_t priority;
+        sd_event_source *completion_source;
+
+        nbdsdk_conn *conns;      /* doubly linked through conn->prev/next */
+        unsigned n_conns;
+        bool shutting_down;
+        bool exit_loop_when_idle;
+
+        completion_queue completions;
+        worker_pool *workers;
+};
+
+/* Freeze the settings and start what a running server needs (workers).
+ * Idempotent. Returns 0 or -errno. */
+int server_start(nbdsdk_server *server);
+/* Close every connection, stop the workers, and drop what they finished. */
+void server_stop(nbdsdk_server *server);
+const export_entry *server_find_export(nbdsdk_server *server, const char *name);
+/* Close and forget every listener (server-listen.c). */
+void server_close_listeners(nbdsdk_server *server);
+/* Start accepting on a listener through sd-event (server-event.c). */
+int server_event_add_listener(nbdsdk_server *server, listener *l);
+/* Connection bookkeeping, called by conn.c. */
+void server_add_conn(nbdsdk_server *server, nbdsdk_conn *conn);
+void server_remove_conn(nbdsdk_server *server, nbdsdk_conn *conn);
+/* Run queued completions (asynchronous backends, workers) on the loop thread. */
+void server_process_completions(nbdsdk_server *server);
+/* sd-event glue for one connection (server-event.c). */
+int server_event_add_conn(nbdsdk_server *server, nbdsdk_conn *conn);
+/* Serve an already-made transport (fd, or in-memory for tests). */
+int server_serve_transport(nbdsdk_server *server, transport *t, unsigned flags, nbdsdk_conn **retconn);

@@ -1,0 +1,294 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The server object: ops, exports, limits, connections. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "conn-internal.h"
+#include "log-internal.h"
+#include "request-internal.h"
+#include "server-internal.h"
+
+/* The fields every backend must be able to see in struct nbdsdk_ops. */
+#define OPS_MIN_SIZE (offsetof(struct nbdsdk_ops, pread) + sizeof(void *))
+
+int nbdsdk_server_new(const struct nbdsdk_ops *ops, size_t ops_size, void *userdata,
+                      nbdsdk_server **retserver) {
+        if (!ops || !retserver || ops_size < OPS_MIN_SIZE)
+                return -EINVAL;
+        nbdsdk_server *s = calloc(1, sizeof *s);
+        if (!s)
+                return -ENOMEM;
+        /* Fields the caller's (older) struct does not have stay NULL. */
+        memcpy(&s->ops, ops, ops_size < sizeof s->ops ? ops_size : sizeof s->ops);
+        if (!s->ops.get_size || !s->ops.pread) {
+                free(s);
+                return -EINVAL;
+        }
+        s->n_ref = 1;
+        s->userdata = userdata;
+        s->max_payload = 32u << 20;
+        s->max_requests = 256;
+        s->max_bytes = 128u << 20;
+        s->max_options = 128;
+        s->max_option_payload = 65536;
+        s->handshake_timeout_sec = 10;
+        s->sparse_reads = true;
+        s->priority = 0;
+        s->completions.efd = -1;
+        s->exports = calloc(1, sizeof *s->exports);
+        int r = s->exports ? 0 : -ENOMEM;
+        if (r == 0) {
+                s->n_exports = 1;
+                s->exports[0].name = strdup("");
+                r = s->exports[0].name ? 0 : -ENOMEM;
+        }
+        if (r == 0)
+                r = options_register_builtin(&s->options);
+        if (r == 0)
+                r = completion_queue_init(&s->completions);
+        if (r < 0) {
+                nbdsdk_server_unref(s);
+                return r;
+        }
+        *retserver = s;
+        return 0;
+}
+
+nbdsdk_server *nbdsdk_server_ref(nbdsdk_server *s) {
+        if (s)
+                s->n_ref++;
+        return s;
+}
+
+nbdsdk_server *nbdsdk_server_unref(nbdsdk_server *s) {
+        if (!s || --s->n_ref > 0)
+                return NULL;
+        s->workers = worker_pool_free(s->workers);
+        server_close_listeners(s);
+        nbdsdk_server_detach_event(s);
+        completion_queue_fini(&s->completions);
+        option_registry_fini(&s->options);
+        for (size_t i = 0; i < s->n_exports; i++) {
+                free(s->exports[i].name);
+                free(s->exports[i].description);
+        }
+        free(s->exports);
+        free(s);
+        return NULL;
+}
+
+#define CHECK_SETTABLE(s) do { if (!(s)) return -EINVAL; if ((s)->running) return -EBUSY; } while (0)
+
+static int set_string(char **field, const char *value) {
+        char *copy = NULL;
+        if (value && !(copy = strdup(value)))
+                return -ENOMEM;
+        free(*field);
+        *field = copy;
+        return 0;
+}
+
+int nbdsdk_server_set_export_name(nbdsdk_server *s, const char *name) {
+        CHECK_SETTABLE(s);
+        if (!name || strlen(name) > NBDSDK_MAX_STRING)
+                return -EINVAL;
+        return set_string(&s->exports[0].name, name);
+}
+
+int nbdsdk_server_set_description(nbdsdk_server *s, const char *description) {
+        CHECK_SETTABLE(s);
+        if (description && strlen(description) > NBDSDK_MAX_STRING)
+                return -EINVAL;
+        return set_string(&s->exports[0].description, description);
+}
+
+int nbdsdk_server_set_read_only(nbdsdk_server *s, bool read_only) {
+        CHECK_SETTABLE(s);
+        s->read_only = read_only;
+        return 0;
+}
+
+int nbdsdk_server_set_max_payload(nbdsdk_server *s, uint32_t bytes) {
+        CHECK_SETTABLE(s);
+        if (bytes < (1u << 20) || bytes > (1u << 31))
+                return -EINVAL;
+        s->max_payload = bytes;
+        if (s->max_bytes < bytes)
+                s->max_bytes = bytes;
+        return 0;
+}
+
+int nbdsdk_server_set_max_in_flight(nbdsdk_server *s, uint32_t requests, uint64_t bytes) {
+        CHECK_SETTABLE(s);
+        if (requests == 0 || bytes < s->max_payload)
+                return -EINVAL;
+        s->max_requests = requests;
+        s->max_bytes = bytes;
+        return 0;
+}
+
+int nbdsdk_server_set_option_limits(nbdsdk_server *s, uint32_t max_options, uint32_t max_option_payload) {
+        CHECK_SETTABLE(s);
+        if (max_options == 0 || max_option_payload < 1024 || max_option_payload > (16u << 20))
+                return -EINVAL;
+        s->max_options = max_options;
+        s->max_option_payload = max_option_payload;
+        return 0;
+}
+
+int nbdsdk_server_set_timeouts(nbdsdk_server *s, unsigned handshake_sec, unsigned idle_sec) {
+        CHECK_SETTABLE(s);
+        s->handshake_timeout_sec = handshake_sec;
+        s->idle_timeout_sec = idle_sec;
+        return 0;
+}
+
+int nbdsdk_server_set_threads(nbdsdk_server *s, unsigned threads) {
+        CHECK_SETTABLE(s);
+        if (threads > 1024)
+                return -EINVAL;
+        s->n_threads = threads;
+        return 0;
+}
+
+int nbdsdk_server_set_verbose(nbdsdk_server *s, bool verbose) {
+        if (!s)
+                return -EINVAL;
+        log_set_verbose(verbose);
+        return 0;
+}
+
+int nbdsdk_server_set_sparse_reads(nbdsdk_server *s, bool sparse_reads) {
+        CHECK_SETTABLE(s);
+        s->sparse_reads = sparse_reads;
+        return 0;
+}
+
+void *nbdsdk_server_get_userdata(nbdsdk_server *s) {
+        return s ? s->userdata : NULL;
+}
+
+unsigned nbdsdk_server_get_n_connections(nbdsdk_server *s) {
+        return s ? s->n_conns : 0;
+}
+
+int server_start(nbdsdk_server *s) {
+        if (s->running)
+                return 0;
+        if (s->n_threads > 0) {
+                int r = worker_pool_new(s->n_threads, request_run_on_worker, &s->workers);
+                if (r < 0)
+                        return r;
+        }
+        s->running = true;
+        return 0;
+}
+
+const export_entry *server_find_export(nbdsdk_server *s, const char *name) {
+        /* The empty name means the default export. */
+        if (name[0] == '\0')
+                return &s->exports[0];
+        for (size_t i = 0; i < s->n_exports; i++)
+                if (strcmp(s->exports[i].name, name) == 0)
+                        return &s->exports[i];
+        return NULL;
+}
+
+void server_add_conn(nbdsdk_server *s, nbdsdk_conn *conn) {
+        conn->next = s->conns;
+        if (s->conns)
+                s->conns->prev = conn;
+        s->conns = conn;
+        s->n_conns++;
+        nbdsdk_conn_ref(conn);
+}
+
+void server_remove_conn(nbdsdk_server *s, nbdsdk_conn *conn) {
+        if (conn->prev)
+                conn->prev->next = conn->next;
+        else
+                s->conns = conn->next;
+        if (conn->next)
+                conn->next->prev = conn->prev;
+        conn->prev = conn->next = NULL;
+        s->n_conns--;
+        if (s->n_conns == 0 && s->exit_loop_when_idle && s->event)
+                sd_event_exit(s->event, 0);
+        nbdsdk_conn_unref(conn);
+}
+
+void server_process_completions(nbdsdk_server *s) {
+        nbdsdk_request *req = completion_queue_take(&s->completions);
+        while (req) {
+                nbdsdk_request *next = req->next;
+                nbdsdk_conn *conn = nbdsdk_conn_ref(req->conn);
+                request_resume_on_loop(req);
+                conn_run(conn);
+                nbdsdk_conn_unref(conn);
+                req = next;
+        }
+}
+
+int server_serve_transport(nbdsdk_server *s, transport *t, unsigned flags, nbdsdk_conn **retconn) {
+        int r = server_start(s);
+        if (r < 0) {
+                t->ops->free(t);
+                return r;
+        }
+        nbdsdk_conn *conn;
+        r = conn_new(s, t, flags, &conn);
+        if (r < 0)
+                return r;
+        if (s->event) {
+                r = server_event_add_conn(s, conn);
+                if (r < 0) {
+                        nbdsdk_conn_kill(conn);
+                        nbdsdk_conn_unref(conn);
+                        return r;
+                }
+        }
+        conn_run(conn);
+        if (retconn)
+                *retconn = conn;
+        else
+                nbdsdk_conn_unref(conn);
+        return 0;
+}
+
+int nbdsdk_server_serve_fd(nbdsdk_server *s, int fd, unsigned flags, nbdsdk_conn **retconn) {
+        if (!s || (flags & ~NBDSDK_SERVE_NO_HANDSHAKE))
+                return -EINVAL;
+        if (fd < 0)
+                return -EBADF;
+        transport *t;
+        int r = transport_fd_new(fd, fd, &t);
+        if (r < 0)
+                return r;
+        return server_serve_transport(s, t, flags, retconn);
+}
+
+int nbdsdk_server_shutdown(nbdsdk_server *s, bool exit_loop) {
+        if (!s)
+                return -EINVAL;
+        s->shutting_down = true;
+        s->exit_loop_when_idle = exit_loop;
+        server_close_listeners(s);
+        nbdsdk_conn *next;
+        for (nbdsdk_conn *c = s->conns; c; c = next) {
+                next = c->next;
+                if (conn_states[c->state].phase == PHASE_TRANSMISSION)
+                        c->shutdown = true;
+                conn_run(c);
+        }
+        if (s->n_conns == 0 && exit_loop && s->event)
+                sd_event_exit(s->event, 0);
+        return 0;
+}
+
+void server_stop(nbdsdk_server *s) {
+        while (s->conns)
+                nbdsdk_conn_kill(s->conns);
+        s->workers = worker_pool_free(s->workers);
+        server_process_completions(s);
+}

@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include "transport-internal.h"
+
+typedef struct {
+        transport base;
+        int rfd, wfd;
+        int is_socket;
+        int is_tcp;
+} fd_transport;
+
+static ssize_t fd_read(transport *t, void *buf, size_t len) {
+        fd_transport *f = (fd_transport *) t;
+        ssize_t n = read(f->rfd, buf, len);
+        if (n < 0)
+                return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+        return n;
+}
+
+static ssize_t fd_writev(transport *t, const struct iovec *iov, int iovcnt) {
+        fd_transport *f = (fd_transport *) t;
+        ssize_t n;
+        if (f->is_socket) {
+                struct msghdr msg = { .msg_iov = (struct iovec *) iov, .msg_iovlen = iovcnt };
+                n = sendmsg(f->wfd, &msg, MSG_NOSIGNAL);
+        } else
+                n = writev(f->wfd, iov, iovcnt);
+        if (n < 0)
+                return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+        return n;
+}
+
+static void fd_set_more(transport *t, int more) {
+        fd_transport *f = (fd_transport *) t;
+        if (f->is_tcp)
+                (void) setsockopt(f->wfd, IPPROTO_TCP, TCP_CORK, &more, sizeof more);
+}
+
+static int fd_get_read_fd(transport *t) { return ((fd_transport *) t)->rfd; }
+static int fd_get_write_fd(transport *t) { return ((fd_transport *) t)->wfd; }
+
+static void fd_free(transport *t) {
+        fd_transport *f = (fd_transport *) t;
+        close(f->rfd);
+        if (f->wfd != f->rfd)
+                close(f->wfd);
+        free(f);
+}
+
+static const struct transport_ops fd_ops = {
+        .read = fd_read, .writev = fd_writev, .set_more = fd_set_more,
+        .get_read_fd = fd_get_read_fd, .get_write_fd = fd_get_write_fd, .free = fd_free,
+};
+
+static int set_nonblock(int fd) {
+        int flags = fcntl(fd, F_GETFL);
+        if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+                return -errno;
+        return 0;
+}
+
+int transport_fd_new(int rfd, int wfd, transport **ret) {
+        if (rfd < 0 || wfd < 0 || !ret)
+                return -EBADF;
+        int r = set_nonblock(rfd);
+        if (r == 0 && wfd != rfd)
+                r = set_nonblock(wfd);
+        if (r < 0)
+                return r;
+        fd_transport *f = calloc(1, sizeof *f);
+        if (!f)
+                return -ENOMEM;
+        f->base.ops = &fd_ops;
+        f->rfd = rfd;
+        f->wfd = wfd;
+        struct stat st;
+        f->is_socket = fstat(wfd, &st) == 0 && S_ISSOCK(st.st_mode);
+        if (f->is_socket) {
+                struct sockaddr_storage ss;
+                socklen_t len = sizeof ss;
+                int one = 1;
+                if (getsockname(wfd, (struct sockaddr *) &ss, &len) == 0 &&
+                    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)) {
+                        f->is_tcp = 1;
+                        (void) setsockopt(wfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                }
+        }
+        *ret = &f->base;
+        return 0;
+}

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Worker threads for blocking backends, and the queue that brings finished
+ * work back to the loop thread through an eventfd. */
+#pragma once
+
+#include <pthread.h>
+#include <nbdsdk/nbdsdk-ops.h>
+
+typedef struct {
+        pthread_mutex_t lock;
+        nbdsdk_request *first, *last;
+        int efd;                 /* readable while the queue is not empty */
+} completion_queue;
+
+int completion_queue_init(completion_queue *q);
+void completion_queue_fini(completion_queue *q);
+/* From any thread. */
+void completion_queue_push(completion_queue *q, nbdsdk_request *req);
+/* Take everything queued (loop thread). */
+nbdsdk_request *completion_queue_take(completion_queue *q);
+
+typedef struct worker_pool worker_pool;
+/* Start N threads that call RUN(req) for each queued request. */
+int worker_pool_new(unsigned n, void (*run)(nbdsdk_request *req), worker_pool **ret);
+void worker_pool_push(worker_pool *pool, nbdsdk_request *req);
+/* Finish queued work, join the threads, free. */
+worker_pool *worker_pool_free(worker_pool *pool);

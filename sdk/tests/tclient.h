@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* A scripted NBD client over the in-memory transport, for unit tests: it
+ * sends bytes, runs the server's state machine, and checks what comes back.
+ * Every check failure prints the rule that broke and exits 1. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <nbdsdk/nbdsdk.h>
+#include "transport-internal.h"
+
+typedef struct {
+        nbdsdk_server *server;
+        nbdsdk_conn *conn;
+        mem_peer *peer;
+        bool extended;           /* requests and replies use 32-byte headers */
+} tclient;
+
+#define CHECK(cond, ...) do { if (!(cond)) tc_fail(__FILE__, __LINE__, #cond, __VA_ARGS__); } while (0)
+void tc_fail(const char *file, int line, const char *cond, const char *format, ...)
+        __attribute__((noreturn, format(printf, 4, 5)));
+
+/* A connection to SERVER (already configured), before the greeting is read. */
+tclient *tc_connect(nbdsdk_server *server);
+/* As tc_connect, then greeting and flags (FIXED_NEWSTYLE | NO_ZEROES). */
+tclient *tc_connect_fixed(nbdsdk_server *server);
+void tc_free(tclient *tc);
+
+/* Run the server until it blocks (and finish queued completions). */
+void tc_run(tclient *tc);
+void tc_send(tclient *tc, const void *data, size_t len);
+/* Exactly LEN bytes of server output must be ready. */
+void tc_recv(tclient *tc, void *buf, size_t len);
+size_t tc_pending(tclient *tc);
+bool tc_closed(tclient *tc);
+/* Close the client side and let the server see it. */
+void tc_hangup(tclient *tc);
+
+/* Handshake. */
+void tc_read_greeting(tclient *tc);
+void tc_send_flags(tclient *tc, uint32_t flags);
+void tc_send_option(tclient *tc, uint32_t option, const void *data, uint32_t len);
+/* One option reply: checks magic and option; returns its type, DATA (malloc'd,
+ * may be NULL) and length. */
+uint32_t tc_option_reply(tclient *tc, uint32_t option, uint8_t **data, uint32_t *len);
+/* Send OPTION and expect a single reply of TYPE (data ignored). */
+void tc_option_expect(tclient *tc, uint32_t option, const void *data, uint32_t len, uint32_t type);
+void tc_structured(tclient *tc);
+void tc_extended(tclient *tc);
+void tc_set_meta_context(tclient *tc, const char *export, const char *query);
+/* NBD_OPT_GO on NAME with the given info requests; returns size and flags. */
+void tc_go(tclient *tc, const char *name, uint64_t *retsize, uint16_t *retflags);
+
+/* Transmission. */
+void tc_request(tclient *tc, uint16_t flags, uint16_t type, uint64_t cookie, uint64_t offset,
+                uint64_t length, const void *payload, size_t payload_len);
+/* A simple reply: returns the error; DATA (may be NULL) receives DATALEN bytes. */
+uint32_t tc_simple_reply(tclient *tc, uint64_t cookie, void *data, size_t datalen);
+/* One structured (or extended) chunk: returns its type; fills flags, payload
+ * (malloc'd) and payload length. */
+uint16_t tc_chunk(tclient *tc, uint64_t cookie, uint16_t *retflags, uint8_t **payload, uint64_t *retlen);
+/* Expect the final reply to a request without data: success or ERROR. */
+uint32_t tc_reply_status(tclient *tc, uint64_t cookie);
+/* Read with structured replies into BUF (holes zero-filled); returns the error
+ * and counts data/hole chunks. */
+uint32_t tc_structured_read(tclient *tc, uint64_t cookie, uint64_t offset, void *buf, uint64_t len,
+                            unsigned *retdata_chunks, unsigned *rethole_chunks);

@@ -25,6 +25,7 @@ typedef struct {
         const char *program;
         const char *port, *bind, *unix_path, *export_name, *description, *pidfile, *run;
         bool read_only, foreground, use_stdin, exit_with_parent, print_uri, verbose;
+        bool activated;          /* LISTEN_FDS was passed */
         unsigned threads;
         char *private_dir;       /* for -U - and --run */
         char *socket_path;
@@ -199,9 +200,8 @@ static int daemonize(main_state *m) {
 static int listen_all(main_state *m) {
         nbdsdk_server *s = m->server;
         int r;
-        bool activated = getenv("LISTEN_FDS") != NULL;
         if (m->use_stdin) {
-                if (m->port || m->unix_path || m->run || activated)
+                if (m->port || m->unix_path || m->run || m->activated)
                         return fail(m, "-s cannot be combined with -p, -U, --run or socket activation");
                 transport *t;
                 if ((r = transport_fd_new(0, 1, &t)) < 0)
@@ -211,7 +211,7 @@ static int listen_all(main_state *m) {
                         return fail(m, "cannot serve stdin: %s", strerror(-r));
                 return 0;
         }
-        if (activated) {
+        if (m->activated) {
                 if (m->port || m->unix_path || m->bind)
                         return fail(m, "socket activation cannot be combined with -p, -b or -U");
                 r = nbdsdk_server_listen_activation(s);
@@ -339,6 +339,7 @@ static int serve(main_state *m) {
         if (m->exit_with_parent)
                 (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
         int status = 0;
+        m->activated = getenv("LISTEN_FDS") != NULL;
         if ((r = nbdsdk_server_attach_event(m->server, e, 0)) < 0)
                 status = fail(m, "cannot attach to the event loop: %s", strerror(-r));
         if (status == 0)
@@ -348,7 +349,7 @@ static int serve(main_state *m) {
                 printf("%s\n", uri);
                 fflush(stdout);
         }
-        bool background = !m->foreground && !m->run && !m->use_stdin && !getenv("LISTEN_FDS");
+        bool background = !m->foreground && !m->run && !m->use_stdin && !m->activated;
         if (status == 0 && background)
                 status = daemonize(m);
         if (status == 0)

@@ -1,0 +1,40 @@
+#!/bin/bash
+# After `meson install`, an example builds outside the tree with one
+# `cc x.c $(pkg-config --cflags --libs nbdsdk)` line, and the headers compile
+# alone, as C and as C++. Usage: check-install.sh BUILDDIR SOURCEDIR
+set -euo pipefail
+build=$1
+src=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+meson install -C "$build" --destdir "$tmp/root" --no-rebuild --quiet >/dev/null
+pc=$(find "$tmp/root" -name nbdsdk.pc -print -quit)
+[ -n "$pc" ] || { echo "FAIL: nbdsdk.pc was not installed"; exit 1; }
+export PKG_CONFIG_PATH=$(dirname "$pc") PKG_CONFIG_SYSROOT_DIR=$tmp/root
+
+
+# The one-line build of the example, from a copy outside the tree.
+cp "$src/examples/ramdisk/ramdisk.c" "$tmp/"
+cc "$tmp/ramdisk.c" -o "$tmp/ramdisk" $(pkg-config --cflags --libs nbdsdk)
+libdir=$(pkg-config --variable=libdir nbdsdk)
+size=$(LD_LIBRARY_PATH=$libdir timeout 30 "$tmp/ramdisk" 64M --run 'nbdinfo --size "$uri"')
+[ "$size" = 67108864 ] || { echo "FAIL: the out-of-tree ramdisk served size '$size'"; exit 1; }
+
+# Every public header compiles on its own, as C and as C++, warning-free.
+for h in $(cd "$(pkg-config --variable=includedir nbdsdk)/nbdsdk" && ls *.h); do
+        printf '#include <nbdsdk/%s>\nint main(void) { return 0; }\n' "$h" > "$tmp/h.c"
+        cc -std=c99 -Wall -Wextra -Werror -pedantic -c "$tmp/h.c" -o "$tmp/h.o" $(pkg-config --cflags nbdsdk) ||
+                { echo "FAIL: $h does not compile alone as C"; exit 1; }
+        if command -v c++ >/dev/null; then
+                cp "$tmp/h.c" "$tmp/h.cc"
+                c++ -Wall -Wextra -Werror -c "$tmp/h.cc" -o "$tmp/h.o" $(pkg-config --cflags nbdsdk) ||
+                        { echo "FAIL: $h does not compile alone as C++"; exit 1; }
+        fi
+done
+
+# Only the public API is exported.
+so=$(find "$tmp/root" -name 'libnbdsdk.so.0' -print -quit)
+bad=$(nm -D --defined-only "$so" | awk '$2 ~ /[TDB]/ && $3 !~ /^nbdsdk_/ {print $3}' | grep -v '^NBDSDK_' || true)
+[ -z "$bad" ] || { echo "FAIL: libnbdsdk exports non-API symbols: $bad"; exit 1; }
+echo "ok: installed library, pkg-config build, headers, exports"

@@ -25,6 +25,8 @@ typedef struct {
 } mem_transport;
 
 static int byteq_push(byteq *q, const void *data, size_t len) {
+        if (len == 0)
+                return 0;
         if (q->start > 0 && q->end + len > q->cap) {
                 memmove(q->data, q->data + q->start, q->end - q->start);
                 q->end -= q->start;
@@ -49,7 +51,7 @@ static size_t byteq_pop(byteq *q, void *buf, size_t len) {
         size_t n = q->end - q->start;
         if (n > len)
                 n = len;
-        if (buf)
+        if (buf && n)
                 memcpy(buf, q->data + q->start, n);
         q->start += n;
         return n;

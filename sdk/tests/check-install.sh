@@ -1,10 +1,15 @@
 #!/bin/bash
 # After `meson install`, an example builds outside the tree with one
 # `cc x.c $(pkg-config --cflags --libs nbdsdk)` line, and the headers compile
-# alone, as C and as C++. Usage: check-install.sh BUILDDIR SOURCEDIR
+# alone, as C and as C++. Usage: check-install.sh BUILDDIR SOURCEDIR [SANITIZERS]
+# (SANITIZERS: the build's b_sanitize value, which the example must match).
 set -euo pipefail
 build=$1
 src=$2
+san=()
+if [ "${3:-none}" != none ]; then
+        san=(-fsanitize="$3")
+fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -16,7 +21,7 @@ export PKG_CONFIG_PATH=$(dirname "$pc") PKG_CONFIG_SYSROOT_DIR=$tmp/root
 
 # The one-line build of the example, from a copy outside the tree.
 cp "$src/examples/ramdisk/ramdisk.c" "$tmp/"
-cc "$tmp/ramdisk.c" -o "$tmp/ramdisk" $(pkg-config --cflags --libs nbdsdk)
+cc "${san[@]}" "$tmp/ramdisk.c" -o "$tmp/ramdisk" $(pkg-config --cflags --libs nbdsdk)
 libdir=$(pkg-config --variable=libdir nbdsdk)
 size=$(LD_LIBRARY_PATH=$libdir timeout 30 "$tmp/ramdisk" 64M --run 'nbdinfo --size "$uri"')
 [ "$size" = 67108864 ] || { echo "FAIL: the out-of-tree ramdisk served size '$size'"; exit 1; }

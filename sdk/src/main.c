@@ -322,28 +322,12 @@ static int configure_server(main_state *m) {
         return 0;
 }
 
+/* Listen first, then fork into the background (an sd-event loop must not cross
+ * a fork), then build the loop and run. */
 static int serve(main_state *m) {
-        sd_event *e = NULL;
-        int r = sd_event_default(&e);
-        if (r < 0)
-                return fail(m, "cannot create the event loop: %s", strerror(-r));
-        sigset_t mask;
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGINT);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGCHLD);
-        sigprocmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
-        (void) sd_event_add_signal(e, NULL, SIGINT, on_signal, m);
-        (void) sd_event_add_signal(e, NULL, SIGTERM, on_signal, m);
-        if (m->exit_with_parent)
-                (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
-        int status = 0;
         m->activated = getenv("LISTEN_FDS") != NULL;
-        if ((r = nbdsdk_server_attach_event(m->server, e, 0)) < 0)
-                status = fail(m, "cannot attach to the event loop: %s", strerror(-r));
-        if (status == 0)
-                status = listen_all(m);
+        int status = listen_all(m);
         char *uri = status == 0 && !m->use_stdin ? make_uri(m) : NULL;
         if (status == 0 && m->print_uri && uri) {
                 printf("%s\n", uri);
@@ -354,6 +338,24 @@ static int serve(main_state *m) {
                 status = daemonize(m);
         if (status == 0)
                 status = write_pidfile(m);
+        if (m->exit_with_parent)
+                (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
+        sd_event *e = NULL;
+        int r = status == 0 ? sd_event_new(&e) : 0;
+        if (r < 0)
+                status = fail(m, "cannot create the event loop: %s", strerror(-r));
+        if (status == 0) {
+                sigset_t mask;
+                sigemptyset(&mask);
+                sigaddset(&mask, SIGINT);
+                sigaddset(&mask, SIGTERM);
+                sigaddset(&mask, SIGCHLD);
+                sigprocmask(SIG_BLOCK, &mask, NULL);
+                (void) sd_event_add_signal(e, NULL, SIGINT, on_signal, m);
+                (void) sd_event_add_signal(e, NULL, SIGTERM, on_signal, m);
+                if ((r = nbdsdk_server_attach_event(m->server, e, 0)) < 0)
+                        status = fail(m, "cannot attach to the event loop: %s", strerror(-r));
+        }
         if (status == 0 && m->run)
                 status = start_run(m, uri ? uri : "");
         if (status == 0) {

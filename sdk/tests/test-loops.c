@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Driving the server from outside: the per-connection readiness API with a
+ * plain poll() loop, and sd-event attachment with real sockets, listeners and
+ * worker threads. */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <systemd/sd-event.h>
+#include "tcase.h"
+#include "tclient.h"
+#include "testdisk.h"
+#include "wire-internal.h"
+
+/* Blocking client helpers on a real socket. */
+static void xwrite(int fd, const void *buf, size_t len) {
+        CHECK(write(fd, buf, len) == (ssize_t) len, "client write");
+}
+
+static void xread(int fd, void *buf, size_t len) {
+        size_t have = 0;
+        while (have < len) {
+                ssize_t n = read(fd, (char *) buf + have, len - have);
+                CHECK(n > 0, "client read (%zd, %s)", n, strerror(errno));
+                have += (size_t) n;
+        }
+}
+
+/* Handshake to transmission with EXPORT_NAME; returns the export size. */
+static uint64_t client_handshake(int fd) {
+        uint8_t g[18], f[4], opt[16], r[10];
+        xread(fd, g, sizeof g);
+        CHECK(wire_get64(g) == NBDSDK_MAGIC_INIT, "greeting");
+        wire_put32(f, NBDSDK_FLAG_C_FIXED_NEWSTYLE | NBDSDK_FLAG_C_NO_ZEROES);
+        xwrite(fd, f, 4);
+        wire_put64(opt, NBDSDK_MAGIC_OPTS);
+        wire_put32(opt + 8, NBDSDK_OPT_EXPORT_NAME);
+        wire_put32(opt + 12, 0);
+        xwrite(fd, opt, 16);
+        xread(fd, r, sizeof r);
+        return wire_get64(r);
+}
+
+static void client_request(int fd, uint16_t type, uint64_t cookie, uint64_t off, uint32_t len) {
+        uint8_t h[28];
+        wire_put32(h, NBDSDK_MAGIC_REQUEST);
+        wire_put16(h + 4, 0);
+        wire_put16(h + 6, type);
+        wire_put64(h + 8, cookie);
+        wire_put64(h + 16, off);
+        wire_put32(h + 24, len);
+        xwrite(fd, h, sizeof h);
+}
+
+static uint32_t client_reply(int fd, uint64_t *retcookie) {
+        uint8_t h[16];
+        xread(fd, h, sizeof h);
+        CHECK(wire_get32(h) == NBDSDK_MAGIC_SIMPLE_REPLY, "simple reply");
+        *retcookie = wire_get64(h + 8);
+        return wire_get32(h + 4);
+}
+
+/* Run the connection with poll() until it has nothing left to do. */
+static void poll_until_quiet(nbdsdk_conn *conn) {
+        for (int i = 0; i < 1000; i++) {
+                uint32_t ev = nbdsdk_conn_get_events(conn);
+                struct pollfd p = { .fd = nbdsdk_conn_get_fd(conn),
+                                    .events = (short) ((ev & 1 ? POLLIN : 0) | (ev & 4 ? POLLOUT : 0)) };
+                if (poll(&p, 1, 20) == 0)
+                        return;
+                if (nbdsdk_conn_process(conn, (uint32_t) p.revents) < 0)
+                        return;
+        }
+}
+
+static void readiness_api_with_poll(void) {
+        testdisk *td = td_new(1 << 20);
+        memset(td->data + 4096, 0x5a, 512);
+        nbdsdk_server *s = td_server(td);
+        int sv[2];
+        CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
+        nbdsdk_conn *conn;
+        CHECK(nbdsdk_server_serve_fd(s, sv[0], 0, &conn) == 0, "serve an already-connected fd");
+        CHECK(nbdsdk_conn_get_fd(conn) == sv[0], "the readiness fd is the socket");
+        CHECK(nbdsdk_conn_get_events(conn) & 1, "waiting to read the client's flags");
+        /* Interleave: the client writes, the host loop runs the connection. */
+        uint8_t g[18], f[4], opt[16], r[10];
+        poll_until_quiet(conn);
+        xread(sv[1], g, sizeof g);
+        wire_put32(f, NBDSDK_FLAG_C_FIXED_NEWSTYLE | NBDSDK_FLAG_C_NO_ZEROES);
+        xwrite(sv[1], f, 4);
+        wire_put64(opt, NBDSDK_MAGIC_OPTS);
+        wire_put32(opt + 8, NBDSDK_OPT_EXPORT_NAME);
+        wire_put32(opt + 12, 0);
+        xwrite(sv[1], opt, 16);
+        poll_until_quiet(conn);
+        xread(sv[1], r, sizeof r);
+        CHECK(wire_get64(r) == 1 << 20, "export size over the socket");
+        client_request(sv[1], NBDSDK_CMD_READ, 7, 4096, 512);
+        poll_until_quiet(conn);
+        uint64_t cookie;
+        CHECK(client_reply(sv[1], &cookie) == 0 && cookie == 7, "read succeeded");
+        uint8_t data[512];
+        xread(sv[1], data, sizeof data);
+        CHECK(data[0] == 0x5a && data[511] == 0x5a, "read returned the disk's bytes");
+        client_request(sv[1], NBDSDK_CMD_DISC, 8, 0, 0);
+        poll_until_quiet(conn);
+        CHECK(nbdsdk_conn_process(conn, 0) == -ECONNRESET, "closed after DISC");
+        CHECK(read(sv[1], data, 1) == 0, "the client sees end of stream");
+        nbdsdk_conn_unref(conn);
+        close(sv[1]);
+        nbdsdk_server_unref(s);
+        td_free(td);
+}
+
+typedef struct {
+        char path[108];
+        int done_fd;
+        int n_requests;
+        unsigned mismatches;
+} client_job;
+
+/* A client thread: connect, write a pattern, read it back with many requests
+ * in flight, disconnect, then tell the loop it is done. */
+static void *client_thread(void *arg) {
+        client_job *job = arg;
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_un sun = { .sun_family = AF_UNIX };
+        strcpy(sun.sun_path, job->path);
+        CHECK(connect(fd, (struct sockaddr *) &sun, sizeof sun) == 0, "connect to the listener");
+        CHECK(client_handshake(fd) == 1 << 20, "export size");
+        uint8_t block[4096];
+        for (int i = 0; i < job->n_requests; i++) {
+                memset(block, i & 0xff, sizeof block);
+                uint8_t h[28];
+                wire_put32(h, NBDSDK_MAGIC_REQUEST);
+                wire_put16(h + 4, 0);
+                wire_put16(h + 6, NBDSDK_CMD_WRITE);
+                wire_put64(h + 8, (uint64_t) i);
+                wire_put64(h + 16, (uint64_t) i * 4096);
+                wire_put32(h + 24, 4096);
+                xwrite(fd, h, sizeof h);
+                xwrite(fd, block, sizeof block);
+        }
+        for (int i = 0; i < job->n_requests; i++) {
+                uint64_t cookie;
+                CHECK(client_reply(fd, &cookie) == 0 && cookie < (uint64_t) job->n_requests, "write reply");
+        }
+        for (int i = 0; i < job->n_requests; i++)
+                client_request(fd, NBDSDK_CMD_READ, (uint64_t) i, (uint64_t) i * 4096, 4096);
+        for (int i = 0; i < job->n_requests; i++) {
+                uint64_t cookie;
+                CHECK(client_reply(fd, &cookie) == 0 && cookie < (uint64_t) job->n_requests, "read reply");
+                xread(fd, block, sizeof block);
+                for (size_t k = 0; k < sizeof block; k++)
+                        job->mismatches += block[k] != (uint8_t) (cookie & 0xff);
+        }
+        client_request(fd, NBDSDK_CMD_DISC, 0, 0, 0);
+        char c;
+        CHECK(read(fd, &c, 1) == 0, "server closes after DISC");
+        close(fd);
+        CHECK(write(job->done_fd, "x", 1) == 1, "signal the loop");
+        return NULL;
+}
+
+static int on_done(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        (void) fd;
+        (void) revents;
+        (void) userdata;
+        return sd_event_exit(sd_event_source_get_event(src), 0);
+}
+
+static void run_listener_test(unsigned threads) {
+        testdisk *td = td_new(1 << 20);
+        nbdsdk_server *s = td_server(td);
+        CHECK(nbdsdk_server_set_threads(s, threads) == 0, "threads");
+        char dir[] = "/tmp/nbdsdk-test-XXXXXX";
+        CHECK(mkdtemp(dir), "temporary directory");
+        client_job job = { .n_requests = 200 };
+        snprintf(job.path, sizeof job.path, "%s/sock", dir);
+        CHECK(nbdsdk_server_listen_unix(s, job.path) == 0, "listen on a Unix socket");
+        sd_event *e;
+        CHECK(sd_event_new(&e) == 0, "event loop");
+        CHECK(nbdsdk_server_attach_event(s, e, 0) == 0, "attach");
+        CHECK(nbdsdk_server_attach_event(s, e, 0) == -EBUSY, "attaching twice is refused");
+        CHECK(nbdsdk_server_set_threads(s, 1) == -EBUSY, "settings are frozen once running");
+        int pipefd[2];
+        CHECK(pipe(pipefd) == 0, "pipe");
+        job.done_fd = pipefd[1];
+        CHECK(sd_event_add_io(e, NULL, pipefd[0], EPOLLIN, on_done, NULL) >= 0, "done source");
+        pthread_t t;
+        CHECK(pthread_create(&t, NULL, client_thread, &job) == 0, "client thread");
+        /* Bounded: a timer ends the loop if the client hangs. */
+        CHECK(sd_event_add_time_relative(e, NULL, CLOCK_MONOTONIC, 20 * 1000000ULL, 0, NULL,
+                                         (void *) (intptr_t) 99) >= 0, "watchdog");
+        CHECK(sd_event_loop(e) == 0, "the loop ended because the client finished");
+        pthread_join(t, NULL);
+        CHECK(job.mismatches == 0, "data read back matches what was written (%u bytes differ)", job.mismatches);
+        CHECK(nbdsdk_server_shutdown(s, false) == 0, "shutdown");
+        CHECK(access(job.path, F_OK) != 0, "the socket file is removed when the listener closes");
+        nbdsdk_server_detach_event(s);
+        nbdsdk_server_unref(s);
+        sd_event_unref(e);
+        close(pipefd[0]);
+        close(pipefd[1]);
+        rmdir(dir);
+        td_free(td);
+}
+
+static void sd_event_listener_loop_thread(void) { run_listener_test(0); }
+static void sd_event_listener_worker_threads(void) { run_listener_test(4); }
+
+TCASE_MAIN(T(readiness_api_with_poll), T(sd_event_listener_loop_thread), T(sd_event_listener_worker_threads))

@@ -78,9 +78,9 @@ conn_step state_req_header(nbdsdk_conn *conn) {
         }
         if (req->payload_len > conn->server->max_payload && conn->extended) {
                 /* Spec: an oversized payload SHOULD lead to a hard disconnect. */
-                request_free(req);
                 conn_close(conn, "request payload of %llu bytes is over the maximum",
                            (unsigned long long) req->payload_len);
+                request_free(req);
                 return STEP_AGAIN;
         }
 

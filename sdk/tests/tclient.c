@@ -129,11 +129,13 @@ void tc_option_expect(tclient *tc, uint32_t option, const void *data, uint32_t l
 
 void tc_structured(tclient *tc) {
         tc_option_expect(tc, NBDSDK_OPT_STRUCTURED_REPLY, NULL, 0, NBDSDK_REP_ACK);
+        tc->structured = true;
 }
 
 void tc_extended(tclient *tc) {
         tc_option_expect(tc, NBDSDK_OPT_EXTENDED_HEADERS, NULL, 0, NBDSDK_REP_ACK);
         tc->extended = true;
+        tc->structured = true;
 }
 
 void tc_set_meta_context(tclient *tc, const char *export, const char *query) {
@@ -150,6 +152,8 @@ void tc_set_meta_context(tclient *tc, const char *export, const char *query) {
         uint32_t len;
         CHECK(tc_option_reply(tc, NBDSDK_OPT_SET_META_CONTEXT, &d, &len) == NBDSDK_REP_META_CONTEXT,
               "SET_META_CONTEXT selects %s", query);
+        CHECK(len > 4, "META_CONTEXT carries an id and a name");
+        tc->meta_id = wire_get32(d);
         free(d);
         CHECK(tc_option_reply(tc, NBDSDK_OPT_SET_META_CONTEXT, NULL, NULL) == NBDSDK_REP_ACK, "ACK");
 }
@@ -226,6 +230,7 @@ uint16_t tc_chunk(tclient *tc, uint64_t cookie, uint16_t *retflags, uint8_t **pa
                 tc_recv(tc, h, 32);
                 CHECK(wire_get32(h) == NBDSDK_MAGIC_EXT_REPLY, "extended reply magic, got 0x%08x", wire_get32(h));
                 len = wire_get64(h + 24);
+                tc->chunk_offset = wire_get64(h + 16);
         } else {
                 tc_recv(tc, h, 20);
                 CHECK(wire_get32(h) == NBDSDK_MAGIC_STRUCTURED_REPLY, "structured reply magic, got 0x%08x",
@@ -324,4 +329,92 @@ uint32_t tc_structured_read(tclient *tc, uint64_t cookie, uint64_t offset, void 
         if (rethole_chunks)
                 *rethole_chunks = nh;
         return err;
+}
+
+void tc_option_replies(tclient *tc, uint32_t option, tc_replies *out) {
+        out->n = 0;
+        for (;;) {
+                CHECK(out->n < TC_REPLIES_MAX, "more than %d replies to option %u", TC_REPLIES_MAX, option);
+                unsigned i = out->n++;
+                out->type[i] = tc_option_reply(tc, option, &out->data[i], &out->len[i]);
+                if (out->type[i] == NBDSDK_REP_ACK || (out->type[i] & NBDSDK_REP_FLAG_ERROR))
+                        break;
+        }
+        CHECK(tc_pending(tc) == 0, "nothing follows the final reply to option %u", option);
+}
+
+void tc_replies_free(tc_replies *r) {
+        for (unsigned i = 0; i < r->n; i++)
+                free(r->data[i]);
+        r->n = 0;
+}
+
+void tc_check_in_sync(tclient *tc) {
+        CHECK(tc_pending(tc) == 0, "no stray bytes from the server");
+        CHECK(!tc_closed(tc), "the connection is still open");
+        tc_send_option(tc, NBDSDK_OPT_LIST, NULL, 0);
+        tc_replies r;
+        tc_option_replies(tc, NBDSDK_OPT_LIST, &r);
+        CHECK(r.n == 2 && r.type[0] == NBDSDK_REP_SERVER && r.type[1] == NBDSDK_REP_ACK,
+              "the next option (LIST) is answered with SERVER then ACK");
+        tc_replies_free(&r);
+}
+
+const char *const tc_mode_names[TC_MODES] = { "simple", "structured", "extended" };
+
+tclient *tc_open(nbdsdk_server *server, tc_mode mode, bool meta, uint16_t *retflags) {
+        tclient *tc = tc_connect_fixed(server);
+        if (mode == TC_STRUCTURED)
+                tc_structured(tc);
+        else if (mode == TC_EXTENDED)
+                tc_extended(tc);
+        if (meta)
+                tc_set_meta_context(tc, "", "base:allocation");
+        tc_go(tc, "", NULL, retflags);
+        return tc;
+}
+
+uint32_t tc_read(tclient *tc, uint16_t flags, uint64_t cookie, uint64_t offset, void *buf, uint64_t len) {
+        tc_request(tc, flags, NBDSDK_CMD_READ, cookie, offset, len, NULL, 0);
+        if (!tc->structured)
+                return tc_simple_reply(tc, cookie, buf, len);
+        return tc_structured_read(tc, cookie, offset, buf, len, NULL, NULL);
+}
+
+uint32_t tc_write(tclient *tc, uint16_t flags, uint64_t cookie, uint64_t offset, const void *buf, uint64_t len) {
+        if (tc->extended)
+                flags |= NBDSDK_CMD_FLAG_PAYLOAD_LEN;
+        tc_request(tc, flags, NBDSDK_CMD_WRITE, cookie, offset, len, buf, len);
+        return tc_reply_status(tc, cookie);
+}
+
+uint32_t tc_command(tclient *tc, uint16_t flags, uint16_t type, uint64_t cookie, uint64_t offset, uint64_t len) {
+        tc_request(tc, flags, type, cookie, offset, len, NULL, 0);
+        return tc_reply_status(tc, cookie);
+}
+
+void tc_block_status_reply(tclient *tc, uint64_t cookie, tc_extents *out) {
+        uint16_t flags;
+        uint8_t *p;
+        uint64_t len;
+        uint16_t type = tc_chunk(tc, cookie, &flags, &p, &len);
+        uint16_t want = tc->extended ? NBDSDK_REPLY_TYPE_BLOCK_STATUS_EXT : NBDSDK_REPLY_TYPE_BLOCK_STATUS;
+        CHECK(type == want, "block status chunk type %u, expected %u (%s)", type, want,
+              type == NBDSDK_REPLY_TYPE_ERROR && len > 6 ? (char *) p + 6 : "");
+        CHECK(flags & NBDSDK_REPLY_FLAG_DONE, "the only status chunk is final");
+        CHECK(wire_get32(p) == tc->meta_id, "chunk names the selected context %u", tc->meta_id);
+        size_t head = tc->extended ? 8 : 4, esize = tc->extended ? 16 : 8;
+        CHECK(len > head && (len - head) % esize == 0, "status payload of %llu bytes holds whole extents",
+              (unsigned long long) len);
+        out->n = (unsigned) ((len - head) / esize);
+        CHECK(out->n <= TC_EXTENTS_MAX, "at most %d extents expected", TC_EXTENTS_MAX);
+        if (tc->extended)
+                CHECK(wire_get32(p + 4) == out->n, "descriptor count matches the payload");
+        for (unsigned i = 0; i < out->n; i++) {
+                const uint8_t *e = p + head + i * esize;
+                out->length[i] = tc->extended ? wire_get64(e) : wire_get32(e);
+                out->status[i] = tc->extended ? wire_get64(e + 8) : wire_get32(e + 4);
+                CHECK(out->length[i] > 0, "extent %u has a nonzero length", i);
+        }
+        free(p);
 }

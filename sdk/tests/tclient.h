@@ -15,6 +15,9 @@ typedef struct {
         nbdsdk_conn *conn;
         mem_peer *peer;
         bool extended;           /* requests and replies use 32-byte headers */
+        bool structured;         /* structured replies (implied by extended headers) */
+        uint32_t meta_id;        /* base:allocation's id, from tc_set_meta_context */
+        uint64_t chunk_offset;   /* offset field of the last extended chunk read */
 } tclient;
 
 #define CHECK(cond, ...) do { if (!(cond)) tc_fail(__FILE__, __LINE__, #cond, __VA_ARGS__); } while (0)
@@ -66,3 +69,40 @@ uint32_t tc_reply_status(tclient *tc, uint64_t cookie);
  * and counts data/hole chunks. */
 uint32_t tc_structured_read(tclient *tc, uint64_t cookie, uint64_t offset, void *buf, uint64_t len,
                             unsigned *retdata_chunks, unsigned *rethole_chunks);
+
+/* Every reply to one option, up to and including the final one (ACK or an
+ * error); nothing may follow the final reply. */
+#define TC_REPLIES_MAX 16
+typedef struct {
+        unsigned n;
+        uint32_t type[TC_REPLIES_MAX];
+        uint32_t len[TC_REPLIES_MAX];
+        uint8_t *data[TC_REPLIES_MAX]; /* malloc'd, NUL-terminated */
+} tc_replies;
+void tc_option_replies(tclient *tc, uint32_t option, tc_replies *out);
+void tc_replies_free(tc_replies *r);
+/* The stream is still in sync: nothing stray is pending and the next option
+ * (NBD_OPT_LIST) gets its complete answer (SERVER, then ACK). */
+void tc_check_in_sync(tclient *tc);
+
+/* Transmission helpers. A connection is opened in one of three reply modes. */
+typedef enum { TC_SIMPLE, TC_STRUCTURED, TC_EXTENDED, TC_MODES } tc_mode;
+extern const char *const tc_mode_names[TC_MODES];
+/* Connect, negotiate MODE (and base:allocation when META), then GO on the
+ * default export; returns the transmission flags in RETFLAGS (may be NULL). */
+tclient *tc_open(nbdsdk_server *server, tc_mode mode, bool meta, uint16_t *retflags);
+/* READ in any mode (holes zero-filled); returns the NBD error. */
+uint32_t tc_read(tclient *tc, uint16_t flags, uint64_t cookie, uint64_t offset, void *buf, uint64_t len);
+/* WRITE (with PAYLOAD_LEN under extended headers); returns the NBD error. */
+uint32_t tc_write(tclient *tc, uint16_t flags, uint64_t cookie, uint64_t offset, const void *buf, uint64_t len);
+/* A request without payload and its data-less reply; returns the NBD error. */
+uint32_t tc_command(tclient *tc, uint16_t flags, uint16_t type, uint64_t cookie, uint64_t offset, uint64_t len);
+/* A successful BLOCK_STATUS reply: one final chunk of type 5 (or 6 under
+ * extended headers) for the selected context; its extents. */
+#define TC_EXTENTS_MAX 64
+typedef struct {
+        unsigned n;
+        uint64_t length[TC_EXTENTS_MAX];
+        uint64_t status[TC_EXTENTS_MAX];
+} tc_extents;
+void tc_block_status_reply(tclient *tc, uint64_t cookie, tc_extents *out);

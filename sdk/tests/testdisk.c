@@ -7,11 +7,19 @@
 #include "testdisk.h"
 
 static void td_log(testdisk *td, char c, uint32_t flags) {
+        pthread_mutex_lock(&td->lock);
         if (td->n_log < TD_LOG_MAX) {
                 td->log_flags[td->n_log] = flags;
                 td->log[td->n_log++] = c;
                 td->log[td->n_log] = 0;
         }
+        pthread_mutex_unlock(&td->lock);
+}
+
+static int td_forced(nbdsdk_request *req, testdisk *td, int result) {
+        if (td->error_message)
+                CHECK(nbdsdk_request_set_error_message(req, "%s", td->error_message) == 0, "setting a message");
+        return result;
 }
 
 /* The library's promise: callbacks see only valid, in-range requests. */
@@ -24,8 +32,10 @@ static void td_check_range(testdisk *td, uint64_t count, uint64_t off) {
 static int td_finish(testdisk *td, nbdsdk_request *req, int result) {
         if (!td->defer)
                 return result;
+        pthread_mutex_lock(&td->lock);
         CHECK(td->n_deferred < 64, "too many deferred requests");
         td->deferred[td->n_deferred++] = req;
+        pthread_mutex_unlock(&td->lock);
         return NBDSDK_DEFER;
 }
 
@@ -60,7 +70,7 @@ static int td_pread(nbdsdk_request *req, void *buf, uint64_t count, uint64_t off
         td_check_range(td, count, off);
         td_log(td, 'r', flags);
         if (td->pread_result)
-                return td->pread_result;
+                return td_forced(req, td, td->pread_result);
         memcpy(buf, td->data + off, count);
         return td_finish(td, req, 0);
 }
@@ -92,7 +102,7 @@ static int td_zero(nbdsdk_request *req, uint64_t count, uint64_t off, uint32_t f
         td_check_range(td, count, off);
         td_log(td, 'z', flags);
         if (td->zero_result)
-                return td->zero_result;
+                return td_forced(req, td, td->zero_result);
         memset(td->data + off, 0, count);
         mark(td, off, count, 0);
         return td_finish(td, req, 0);
@@ -121,6 +131,8 @@ static int td_block_status(nbdsdk_request *req, uint64_t count, uint64_t off, ui
                         return r;
                 pos = end;
         }
+        if (td->bs_overreport)
+                CHECK(nbdsdk_extents_add(ext, 1 << 20, 0) == 0, "extents past the range are ignored");
         return td_finish(td, req, 0);
 }
 
@@ -133,12 +145,14 @@ testdisk *td_new(uint64_t size) {
         CHECK(td->data && td->written, "out of memory");
         td->has_flush = td->has_trim = td->has_zero = td->has_cache = td->has_block_status = true;
         td->can_fua = td->can_zero = td->can_cache = td->can_multi_conn = td->can_write = td->can_fast_zero = -1;
+        pthread_mutex_init(&td->lock, NULL);
         return td;
 }
 
 void td_free(testdisk *td) {
         free(td->data);
         free(td->written);
+        pthread_mutex_destroy(&td->lock);
         free(td);
 }
 

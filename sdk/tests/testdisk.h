@@ -3,6 +3,7 @@
  * logged, and a check that no callback ever sees an invalid request. */
 #pragma once
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <nbdsdk/nbdsdk.h>
@@ -26,6 +27,9 @@ typedef struct {
         char log[TD_LOG_MAX + 1];
         uint32_t log_flags[TD_LOG_MAX];
         unsigned n_log;
+        const char *error_message; /* attached to the forced pread/zero failures */
+        bool bs_overreport;      /* block_status also reports 1 MiB past the range */
+        pthread_mutex_t lock;    /* the log and deferred[], for worker threads */
 } testdisk;
 
 /* A disk of SIZE bytes, everything present, FUA emulated. */

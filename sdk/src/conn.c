@@ -246,6 +246,14 @@ int nbdsdk_conn_get_fd(nbdsdk_conn *conn) {
         return conn->transport->ops->get_read_fd(conn->transport);
 }
 
+int nbdsdk_conn_get_write_fd(nbdsdk_conn *conn) {
+        if (!conn)
+                return -EINVAL;
+        if (conn->state == CONN_CLOSED)
+                return -ECONNRESET;
+        return conn->transport->ops->get_write_fd(conn->transport);
+}
+
 uint32_t nbdsdk_conn_get_events(nbdsdk_conn *conn) {
         return conn ? conn_wanted_events(conn) : 0;
 }

@@ -214,7 +214,12 @@ bool datapath_run(nbdsdk_request *req, int result, int *retresult) {
                 result = step(req);
                 if (result == NBDSDK_DEFER)
                         return false; /* do not touch REQ: it may already be resumed */
-                atomic_store(&req->deferred, 0);
+                if (!atomic_exchange(&req->deferred, 0)) {
+                        /* The callback called nbdsdk_request_complete() yet did not
+                         * return NBDSDK_DEFER: its completion is queued, so wait for it. */
+                        log_error("a callback completed its request but returned %d, not NBDSDK_DEFER", result);
+                        return false;
+                }
                 if (result > 0) {
                         log_error("a callback returned %d; callbacks return 0, NBDSDK_DEFER or -errno", result);
                         result = -EIO;

@@ -5,6 +5,6 @@
 
 /* Map a negative errno from a callback onto one of the eight NBD error values
  * (spec "Error values"). ENOTSUP is only legal for FAST_ZERO requests and
- * EOVERFLOW only for DF reads or long payload-less commands: callers say
- * whether those are allowed. */
+ * EOVERFLOW for DF reads: callers say whether those are allowed; otherwise
+ * both become EINVAL. */
 uint32_t errno_to_nbd(int negative_errno, bool allow_enotsup, bool allow_eoverflow);

@@ -27,10 +27,7 @@ int nbdsdk_extents_add(nbdsdk_extents *e, uint64_t length, uint32_t type) {
                 return 0;
         if (length > e->end - e->next)
                 length = e->end - e->next;
-        /* Lengths must fit the 32-bit compact reply; the chunk is cut there. */
-        if (length > UINT32_MAX - 4095)
-                length = UINT32_MAX - 4095;
-        if (e->n > 0 && e->v[e->n - 1].type == type && e->v[e->n - 1].length + length <= UINT32_MAX - 4095) {
+        if (e->n > 0 && e->v[e->n - 1].type == type) {
                 e->v[e->n - 1].length += length;
                 e->next += length;
                 return 0;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* nbdsdk_main(): the command line every nbdsdk server shares (nbdkit's and
  * qemu-nbd's conventions), listening, daemon and captive modes, signals. */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -11,7 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
@@ -56,7 +59,14 @@ static const struct option long_options[] = {
 };
 
 static void usage(const main_state *m, const struct nbdsdk_ops *ops) {
-        printf("Usage: %s [OPTIONS] %s[key=value ...]\n\n"
+        char magic[64] = "";
+        if (ops->magic_config_key) {
+                size_t i = 0;
+                for (; ops->magic_config_key[i] && i < sizeof magic - 3; i++)
+                        magic[i] = (char) toupper((unsigned char) ops->magic_config_key[i]);
+                strcpy(magic + i, " | ");
+        }
+        printf("Usage: %s [OPTIONS] [%skey=value ...]\n\n"
                "Serve a block device over NBD.\n\n"
                "  -p, --port PORT          TCP port (default %d)\n"
                "  -b, --bind ADDR          TCP address to listen on (default: all)\n"
@@ -74,7 +84,7 @@ static void usage(const main_state *m, const struct nbdsdk_ops *ops) {
                "  -v, --verbose            debug messages\n"
                "      --version            print the version\n"
                "  -h, --help               this help\n",
-               m->program, ops->magic_config_key ? "[SIZE|" : "", NBDSDK_DEFAULT_PORT);
+               m->program, magic, NBDSDK_DEFAULT_PORT);
         if (ops->magic_config_key)
                 printf("\nA bare argument is taken as %s=ARG.\n", ops->magic_config_key);
         if (ops->config_help)
@@ -112,18 +122,42 @@ static int apply_config(main_state *m, const struct nbdsdk_ops *ops, void *userd
         return r;
 }
 
+/* Percent-encode what an NBD URI's path or query cannot hold as it is. */
+static char *uri_escape(const char *text) {
+        char *out = malloc(strlen(text) * 3 + 1), *p = out;
+        if (!out)
+                return NULL;
+        for (const unsigned char *c = (const unsigned char *) text; *c; c++) {
+                if (isalnum(*c) || strchr("-._~/", *c))
+                        *p++ = (char) *c;
+                else
+                        p += sprintf(p, "%%%02X", *c);
+        }
+        *p = '\0';
+        return out;
+}
+
+/* The URI of the first listener (-U, -p or socket activation alike). */
 static char *make_uri(const main_state *m) {
-        char *uri = NULL;
-        const char *name = m->export_name ? m->export_name : "";
-        int r;
-        if (m->socket_path)
-                r = asprintf(&uri, "nbd+unix:///%s?socket=%s", name, m->socket_path);
-        else {
-                int port = nbdsdk_server_get_port(m->server);
+        if (m->server->n_listeners == 0)
+                return NULL;
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        if (getsockname(m->server->listeners[0].fd, (struct sockaddr *) &ss, &len) < 0)
+                return NULL;
+        char *name = uri_escape(m->export_name ? m->export_name : "");
+        char *uri = NULL, *path = NULL;
+        int r = -1;
+        if (name && ss.ss_family == AF_UNIX && (path = uri_escape(((struct sockaddr_un *) &ss)->sun_path)))
+                r = asprintf(&uri, "nbd+unix:///%s?socket=%s", name, path);
+        else if (name && (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)) {
                 const char *host = m->bind ? m->bind : "localhost";
                 bool v6 = strchr(host, ':') != NULL;
-                r = asprintf(&uri, "nbd://%s%s%s:%d/%s", v6 ? "[" : "", host, v6 ? "]" : "", port, name);
+                r = asprintf(&uri, "nbd://%s%s%s:%d/%s", v6 ? "[" : "", host, v6 ? "]" : "",
+                             nbdsdk_server_get_port(m->server), name);
         }
+        free(name);
+        free(path);
         return r < 0 ? NULL : uri;
 }
 

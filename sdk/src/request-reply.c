@@ -129,6 +129,7 @@ static void reply_block_status(nbdsdk_request *req) {
                         wire_put64(p, x->v[i].length);
                         wire_put64(p + 8, x->v[i].type);
                 } else {
+                        /* Compact requests are shorter than 4 GiB, and so are their extents. */
                         wire_put32(p, (uint32_t) x->v[i].length);
                         wire_put32(p + 4, x->v[i].type);
                 }

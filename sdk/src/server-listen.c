@@ -92,7 +92,8 @@ int nbdsdk_server_listen_tcp(nbdsdk_server *s, const char *host, const char *por
                 }
         }
         freeaddrinfo(ai);
-        return n > 0 && r >= 0 ? 0 : r;
+        /* Success if any address could be bound (e.g. IPv4 without IPv6). */
+        return n > 0 ? 0 : r;
 }
 
 int nbdsdk_server_listen_unix(nbdsdk_server *s, const char *path) {
@@ -116,31 +117,43 @@ int nbdsdk_server_listen_unix(nbdsdk_server *s, const char *path) {
 }
 
 int nbdsdk_server_listen_fd(nbdsdk_server *s, int fd) {
-        if (!s)
-                return -EINVAL;
         if (fd < 0)
                 return -EBADF;
-        int listening = 0;
+        int r = 0, listening = 0;
         socklen_t len = sizeof listening;
-        if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0)
-                return -errno;
-        if (!listening)
-                return -EINVAL;
+        if (!s)
+                r = -EINVAL;
+        else if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0)
+                r = -errno;
+        else if (!listening)
+                r = -EINVAL;
+        if (r < 0) {
+                close(fd); /* the fd is ours whatever happens */
+                return r;
+        }
         return add_listener(s, fd, NULL);
 }
 
 int nbdsdk_server_listen_activation(nbdsdk_server *s) {
         if (!s)
                 return -EINVAL;
-        int n = sd_listen_fds(1);
+        char **names = NULL;
+        int n = sd_listen_fds_with_names(1, &names);
         if (n <= 0)
                 return n;
+        int r = 0;
         for (int i = 0; i < n; i++) {
-                int r = nbdsdk_server_listen_fd(s, SD_LISTEN_FDS_START + i);
-                if (r < 0)
-                        return r;
+                log_debug("socket activation: fd %d named \"%s\"", SD_LISTEN_FDS_START + i,
+                          names && names[i] ? names[i] : "");
+                if (r >= 0)
+                        r = nbdsdk_server_listen_fd(s, SD_LISTEN_FDS_START + i);
+                else
+                        close(SD_LISTEN_FDS_START + i);
         }
-        return n;
+        for (int i = 0; names && i < n; i++)
+                free(names[i]);
+        free(names);
+        return r < 0 ? r : n;
 }
 
 int nbdsdk_server_get_port(nbdsdk_server *s) {

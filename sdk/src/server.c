@@ -257,14 +257,14 @@ int server_serve_transport(nbdsdk_server *s, transport *t, unsigned flags, nbdsd
 }
 
 int nbdsdk_server_serve_fd(nbdsdk_server *s, int fd, unsigned flags, nbdsdk_conn **retconn) {
-        if (!s || (flags & ~NBDSDK_SERVE_NO_HANDSHAKE))
-                return -EINVAL;
         if (fd < 0)
                 return -EBADF;
         transport *t;
-        int r = transport_fd_new(fd, fd, &t);
-        if (r < 0)
+        int r = !s || (flags & ~NBDSDK_SERVE_NO_HANDSHAKE) ? -EINVAL : transport_fd_new(fd, fd, &t);
+        if (r < 0) {
+                close(fd); /* the fd is ours whatever happens */
                 return r;
+        }
         return server_serve_transport(s, t, flags, retconn);
 }
 
@@ -291,4 +291,15 @@ void server_stop(nbdsdk_server *s) {
                 nbdsdk_conn_kill(s->conns);
         s->workers = worker_pool_free(s->workers);
         server_process_completions(s);
+}
+
+int nbdsdk_server_get_completion_fd(nbdsdk_server *s) {
+        return s ? s->completions.efd : -EINVAL;
+}
+
+int nbdsdk_server_process_completions(nbdsdk_server *s) {
+        if (!s)
+                return -EINVAL;
+        server_process_completions(s);
+        return 0;
 }

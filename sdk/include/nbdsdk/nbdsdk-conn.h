@@ -29,9 +29,14 @@ const char *nbdsdk_conn_get_state_name(nbdsdk_conn *conn);
  * attaching the server to sd-event: poll get_fd() for get_events() (EPOLLIN,
  * EPOLLOUT bits) until the deadline from get_timeout() (CLOCK_MONOTONIC usec,
  * UINT64_MAX for none), then call process() with what happened. process()
- * returns 0 while the connection lives and -ECONNRESET (or another -errno)
- * once it has closed. */
+ * returns 0 while the connection lives and -ECONNRESET once it has closed
+ * (-EINVAL for NULL). With worker threads or asynchronous backends, also poll
+ * nbdsdk_server_get_completion_fd() (see nbdsdk_server(3)). get_fd returns
+ * the fd, -EINVAL or -ECONNRESET; get_timeout 0 or -EINVAL. */
 int nbdsdk_conn_get_fd(nbdsdk_conn *conn);
+/* The fd written to: the same as get_fd except for stdin/stdout connections,
+ * where EPOLLIN is polled on get_fd and EPOLLOUT on get_write_fd. */
+int nbdsdk_conn_get_write_fd(nbdsdk_conn *conn);
 uint32_t nbdsdk_conn_get_events(nbdsdk_conn *conn);
 int nbdsdk_conn_get_timeout(nbdsdk_conn *conn, uint64_t *retusec);
 int nbdsdk_conn_process(nbdsdk_conn *conn, uint32_t revents);

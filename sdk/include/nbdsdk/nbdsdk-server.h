@@ -16,14 +16,17 @@ typedef struct sd_event sd_event;
 
 /* Create a server around OPS (copied; OPS_SIZE is sizeof(struct nbdsdk_ops)
  * as the caller knows it). Returns 0, -EINVAL (NULL arguments, missing
- * get_size or pread, OPS_SIZE too small), -ENOMEM. */
+ * get_size or pread, OPS_SIZE too small), -ENOMEM, or -errno from creating
+ * its eventfd (-EMFILE ...). */
 int nbdsdk_server_new(const struct nbdsdk_ops *ops, size_t ops_size, void *userdata,
                       nbdsdk_server **retserver);
 nbdsdk_server *nbdsdk_server_ref(nbdsdk_server *server);
 nbdsdk_server *nbdsdk_server_unref(nbdsdk_server *server); /* takes NULL, returns NULL */
 
-/* Settings; all return 0, -EINVAL for a bad value, -EBUSY once the server runs.
- * The export name defaults to "" and is also served for the empty name. */
+/* Settings; all return 0, -EINVAL for a bad value or NULL server, -EBUSY once
+ * the server runs (is attached to a loop or serves a connection), and the
+ * string setters -ENOMEM. The export name defaults to "" and is also served
+ * for the empty name. */
 int nbdsdk_server_set_export_name(nbdsdk_server *server, const char *name);
 int nbdsdk_server_set_description(nbdsdk_server *server, const char *description);
 int nbdsdk_server_set_read_only(nbdsdk_server *server, bool read_only);
@@ -43,6 +46,7 @@ int nbdsdk_server_set_timeouts(nbdsdk_server *server, unsigned handshake_sec, un
 /* 0 (default): callbacks run on the loop thread. N > 0: data callbacks run on
  * N worker threads (for backends that block). At most 1024. */
 int nbdsdk_server_set_threads(nbdsdk_server *server, unsigned threads);
+/* Debug messages on stderr; this is process-wide and may change at any time. */
 int nbdsdk_server_set_verbose(nbdsdk_server *server, bool verbose);
 /* Let clients read with structured replies whose zero ranges (as reported by
  * block_status) are sent as holes. Default on when the backend has block_status. */
@@ -52,15 +56,19 @@ int nbdsdk_server_set_sparse_reads(nbdsdk_server *server, bool sparse_reads);
  * nbdsdk_server_get_port). Return 0 or -errno (-EADDRINUSE, -EACCES, ...). */
 int nbdsdk_server_listen_tcp(nbdsdk_server *server, const char *host, const char *port);
 int nbdsdk_server_listen_unix(nbdsdk_server *server, const char *path);
-/* Take over a socket that is already listening (FD is owned afterwards). */
+/* Take over a socket that is already listening. FD is owned afterwards (closed
+ * on failure too). Returns 0, -EBADF, -EINVAL (not listening), -errno. */
 int nbdsdk_server_listen_fd(nbdsdk_server *server, int fd);
-/* Take the sockets passed by systemd socket activation (LISTEN_FDS, LISTEN_PID,
- * LISTEN_FDNAMES); returns how many were taken (0 if none were passed). */
+/* Take the sockets passed by systemd socket activation (LISTEN_FDS, LISTEN_PID;
+ * LISTEN_FDNAMES are logged with -v); returns how many were taken (0 if none
+ * were passed) or -errno (the sockets not taken are closed). */
 int nbdsdk_server_listen_activation(nbdsdk_server *server);
-/* TCP port of the first TCP listener, or -ENOENT. */
+/* TCP port of the first TCP listener; -ENOENT if there is none, -EINVAL,
+ * or -errno from getsockname(). */
 int nbdsdk_server_get_port(nbdsdk_server *server);
 
-/* Serve one already-connected socket (inetd, socketpair). FD is owned afterwards.
+/* Serve one already-connected socket (inetd, socketpair). FD is owned afterwards
+ * (closed on failure too). Returns 0, -EBADF, -EINVAL, -ENOMEM, -errno.
  * With NBDSDK_SERVE_NO_HANDSHAKE the connection starts in transmission with
  * the default export (the peer negotiated elsewhere, as for the kernel's
  * NBD_SET_SOCK); no structured replies are used then. */
@@ -80,6 +88,14 @@ sd_event *nbdsdk_server_get_event(nbdsdk_server *server);
 int nbdsdk_server_shutdown(nbdsdk_server *server, bool exit_loop);
 /* Connections currently open. */
 unsigned nbdsdk_server_get_n_connections(nbdsdk_server *server);
+
+/* For hosts that drive connections with the readiness API (nbdsdk_conn(3))
+ * instead of sd-event: an fd that becomes readable when requests finished on
+ * worker threads or by asynchronous backends wait to be replied to, and the
+ * call that replies to them. get_completion_fd returns the fd or -EINVAL;
+ * process_completions returns 0 or -EINVAL. */
+int nbdsdk_server_get_completion_fd(nbdsdk_server *server);
+int nbdsdk_server_process_completions(nbdsdk_server *server);
 void *nbdsdk_server_get_userdata(nbdsdk_server *server);
 
 #pragma GCC visibility pop

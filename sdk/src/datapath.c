@@ -41,8 +41,9 @@ static int step_read(nbdsdk_request *req) {
         switch (req->step) {
         case 0: {
                 nbdsdk_conn *conn = req->conn;
+                uint32_t min = conn->server->sparse_read_min;
                 bool sparse = conn->structured && !(req->wire_flags & NBDSDK_CMD_FLAG_DF) &&
-                              conn->server->sparse_reads && EXP(req)->extents;
+                              min && req->length >= min && EXP(req)->extents;
                 if (!sparse) {
                         req->step = STEP_DONE;
                         return ops->pread(req, req->buf, req->length, req->offset, 0, UD(req));

@@ -33,7 +33,7 @@ int nbdsdk_server_new(const struct nbdsdk_ops *ops, size_t ops_size, void *userd
         s->max_options = 128;
         s->max_option_payload = 65536;
         s->handshake_timeout_sec = 10;
-        s->sparse_reads = true;
+        s->sparse_read_min = 65536;
         s->priority = 0;
         s->completions.efd = -1;
         s->exports = calloc(1, sizeof *s->exports);
@@ -159,9 +159,9 @@ int nbdsdk_server_set_verbose(nbdsdk_server *s, bool verbose) {
         return 0;
 }
 
-int nbdsdk_server_set_sparse_reads(nbdsdk_server *s, bool sparse_reads) {
+int nbdsdk_server_set_sparse_reads(nbdsdk_server *s, uint32_t min_length) {
         CHECK_SETTABLE(s);
-        s->sparse_reads = sparse_reads;
+        s->sparse_read_min = min_length;
         return 0;
 }
 

@@ -147,6 +147,28 @@ static void sparse_read_sends_holes_in(tc_mode m) {
         close_disk();
 }
 
+/* Below the sparse-read minimum (default 64 KiB) a read is one data chunk and
+ * costs no block status call; the minimum can be lowered. */
+static void short_reads_are_not_sparse_by_default_in(tc_mode m) {
+        for (int lowered = 0; lowered < 2; lowered++) {
+                td = td_new(1 << 20);
+                mode = tc_mode_names[m];
+                server = td_server(td);
+                if (lowered)
+                        CHECK(nbdsdk_server_set_sparse_reads(server, 4096) == 0, "minimum 4096");
+                tc = tc_open(server, m, false, NULL);
+                chunk v[CHUNKS_MAX];
+                tc_request(tc, 0, NBDSDK_CMD_READ, 1, 0, 4096, NULL, 0);
+                unsigned n = read_chunks(1, 0, v);
+                uint16_t want = lowered ? NBDSDK_REPLY_TYPE_OFFSET_HOLE : NBDSDK_REPLY_TYPE_OFFSET_DATA;
+                CHECK(n == 1 && v[0].type == want, "%s: a 4 KiB unwritten read is one %s chunk", mode,
+                      lowered ? "hole" : "data");
+                CHECK(strcmp(td->log, lowered ? "b" : "r") == 0, "%s: backend calls \"%s\"", mode, td->log);
+                free_chunks(v, n);
+                close_disk();
+        }
+}
+
 static void df_read_is_one_data_chunk_in(tc_mode m) {
         td = td_new(1 << 20);
         open_disk(m);
@@ -262,12 +284,13 @@ static void early_read_errors_are_chunks_in(tc_mode m) {
 #define STRUCTURED_MODES(name) \
         static void name(void) { for (tc_mode m = TC_STRUCTURED; m < TC_MODES; m++) name##_in(m); }
 STRUCTURED_MODES(sparse_read_sends_holes)
+STRUCTURED_MODES(short_reads_are_not_sparse_by_default)
 STRUCTURED_MODES(df_read_is_one_data_chunk)
 STRUCTURED_MODES(read_without_block_status_is_one_data_chunk)
 STRUCTURED_MODES(read_error_is_an_error_chunk_with_the_message)
 STRUCTURED_MODES(error_message_is_at_most_4096_bytes)
 STRUCTURED_MODES(early_read_errors_are_chunks)
 
-TCASE_MAIN(T(sparse_read_sends_holes), T(df_read_is_one_data_chunk), T(read_without_block_status_is_one_data_chunk),
+TCASE_MAIN(T(sparse_read_sends_holes), T(short_reads_are_not_sparse_by_default), T(df_read_is_one_data_chunk), T(read_without_block_status_is_one_data_chunk),
            T(read_error_is_an_error_chunk_with_the_message), T(error_message_is_at_most_4096_bytes),
            T(read_error_with_simple_replies), T(early_read_errors_are_chunks))

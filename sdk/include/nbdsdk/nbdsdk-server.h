@@ -48,9 +48,11 @@ int nbdsdk_server_set_timeouts(nbdsdk_server *server, unsigned handshake_sec, un
 int nbdsdk_server_set_threads(nbdsdk_server *server, unsigned threads);
 /* Debug messages on stderr; this is process-wide and may change at any time. */
 int nbdsdk_server_set_verbose(nbdsdk_server *server, bool verbose);
-/* Let clients read with structured replies whose zero ranges (as reported by
- * block_status) are sent as holes. Default on when the backend has block_status. */
-int nbdsdk_server_set_sparse_reads(nbdsdk_server *server, bool sparse_reads);
+/* Sparse reads: on connections with structured replies, reads of at least
+ * MIN_LENGTH bytes ask block_status first and send its zero ranges as holes.
+ * 0 turns this off; the default is 65536 (smaller reads gain too little to pay
+ * for the extra callback). Needs a backend with block_status. */
+int nbdsdk_server_set_sparse_reads(nbdsdk_server *server, uint32_t min_length);
 
 /* Listeners. HOST may be NULL (all addresses); PORT may be "0" (pick one; see
  * nbdsdk_server_get_port). Return 0 or -errno (-EADDRINUSE, -EACCES, ...). */

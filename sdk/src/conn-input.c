@@ -5,6 +5,20 @@
 #include <string.h>
 #include "conn-internal.h"
 
+/* One read from the transport. A short read means the socket is empty for
+ * now: the next attempt is left to the next readiness event instead of
+ * costing a system call that would only say EAGAIN. */
+static ssize_t conn_read(nbdsdk_conn *conn, void *buf, size_t len) {
+        if (conn->input_drained)
+                return -EAGAIN;
+        ssize_t n = conn->transport->ops->read(conn->transport, buf, len);
+        if (n == -EAGAIN || (n > 0 && (size_t) n < len))
+                conn->input_drained = true;
+        if (n == 0)
+                conn->eof = true;
+        return n;
+}
+
 /* Read more into the buffer. Returns > 0, 0 would block, -errno. */
 static int conn_fill(nbdsdk_conn *conn) {
         if (conn->ipos == conn->iend)
@@ -14,16 +28,13 @@ static int conn_fill(nbdsdk_conn *conn) {
                 conn->iend -= conn->ipos;
                 conn->ipos = 0;
         }
-        ssize_t n = conn->transport->ops->read(conn->transport, conn->ibuf + conn->iend,
-                                               CONN_IBUF_SIZE - conn->iend);
+        ssize_t n = conn_read(conn, conn->ibuf + conn->iend, CONN_IBUF_SIZE - conn->iend);
         if (n == -EAGAIN)
                 return 0;
         if (n < 0)
                 return (int) n;
-        if (n == 0) {
-                conn->eof = true;
+        if (n == 0)
                 return -EPIPE;
-        }
         conn->iend += (size_t) n;
         return 1;
 }
@@ -52,16 +63,13 @@ int conn_fill_into(nbdsdk_conn *conn, void *dst, size_t len, size_t *have) {
                         return -EPIPE;
                 /* Large remainders go straight into DST; small ones through the buffer. */
                 if (len - *have >= CONN_IBUF_SIZE / 2) {
-                        ssize_t n = conn->transport->ops->read(conn->transport, (char *) dst + *have,
-                                                               len - *have);
+                        ssize_t n = conn_read(conn, (char *) dst + *have, len - *have);
                         if (n == -EAGAIN)
                                 return 0;
                         if (n < 0)
                                 return (int) n;
-                        if (n == 0) {
-                                conn->eof = true;
+                        if (n == 0)
                                 return -EPIPE;
-                        }
                         *have += (size_t) n;
                 } else {
                         int r = conn_fill(conn);

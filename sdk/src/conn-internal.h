@@ -69,6 +69,7 @@ struct nbdsdk_conn {
         size_t ipos, iend;
         uint64_t discard_left;          /* bytes still to skip */
         bool eof;
+        bool input_drained;             /* the last read came up short: wait for an event */
 
         outq out;
 
@@ -88,6 +89,8 @@ struct nbdsdk_conn {
 
         /* Transmission. */
         nbdsdk_request *cur;            /* request whose payload is being read */
+        nbdsdk_request *req_cache;      /* finished requests kept for reuse */
+        unsigned n_req_cache;
         uint32_t in_flight;
         uint64_t bytes_in_flight;
         bool disc;                      /* NBD_CMD_DISC received */

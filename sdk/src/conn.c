@@ -55,6 +55,7 @@ int conn_new(nbdsdk_server *server, transport *t, unsigned flags, nbdsdk_conn **
 
 static void conn_free(nbdsdk_conn *conn) {
         outq_clear(&conn->out);
+        request_cache_clear(conn);
         free(conn->ibuf);
         free(conn->opt_data);
         meta_selection_clear(&conn->meta);
@@ -98,6 +99,7 @@ static void conn_shut(nbdsdk_conn *conn) {
                 conn->cur = NULL;
         }
         outq_clear(&conn->out);
+        request_cache_clear(conn);
         conn->transport->ops->free(conn->transport);
         conn->transport = NULL;
         if (conn->in_flight == 0)
@@ -196,6 +198,7 @@ void conn_run(nbdsdk_conn *conn) {
                 return;
         nbdsdk_conn_ref(conn);
         conn->in_run = true;
+        conn->input_drained = false;
         for (;;) {
                 if (conn->state == CONN_CLOSED)
                         break;

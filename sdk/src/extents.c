@@ -10,7 +10,8 @@
 #define EXTENTS_MAX 65536
 
 void extents_init(nbdsdk_extents *e, uint64_t start, uint64_t length) {
-        extents_fini(e);
+        /* The array is kept for reuse. */
+        e->n = 0;
         e->start = e->next = start;
         e->end = start + length;
 }

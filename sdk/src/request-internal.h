@@ -32,6 +32,7 @@ struct nbdsdk_request {
         uint32_t flags;          /* NBDSDK_FUA ... for the callbacks */
 
         void *buf;               /* READ data or WRITE payload */
+        size_t buf_cap;          /* its allocated size (kept when recycled) */
         size_t buf_have;         /* payload bytes read so far */
         uint64_t bytes;          /* counted against the in-flight byte limit */
 
@@ -55,9 +56,13 @@ struct nbdsdk_request {
         void *reply_buf;
 };
 
-/* Allocate a request on CONN from a parsed header. */
+/* Allocate a request on CONN (recycled from the connection's cache). */
 nbdsdk_request *request_new(nbdsdk_conn *conn);
 void request_free(nbdsdk_request *req);
+/* Make sure req->buf holds SIZE bytes. Returns 0 or -ENOMEM. */
+int request_reserve(nbdsdk_request *req, size_t size);
+/* Free a connection's cache of recycled requests. */
+void request_cache_clear(nbdsdk_conn *conn);
 /* Fail REQ before it reaches the data path; MESSAGE is static text. */
 void request_fail(nbdsdk_request *req, uint32_t nbd_error, const char *message);
 /* Check a parsed request against the negotiated state (request-validate.c).

@@ -13,25 +13,74 @@
 #include "request-internal.h"
 #include "server-internal.h"
 
+/* Finished requests are kept per connection, with their buffers when those
+ * are not large, so that the steady state allocates nothing per request. */
+#define REQUEST_CACHE_MAX 64
+#define REQUEST_KEEP_BUF (256u << 10)
+
 nbdsdk_request *request_new(nbdsdk_conn *conn) {
-        nbdsdk_request *req = calloc(1, sizeof *req);
-        if (!req)
+        nbdsdk_request *req = conn->req_cache;
+        if (req) {
+                conn->req_cache = req->next;
+                conn->n_req_cache--;
+                void *buf = req->buf;
+                size_t cap = req->buf_cap;
+                nbdsdk_extents x = req->extents;
+                memset(req, 0, sizeof *req);
+                req->buf = buf;
+                req->buf_cap = cap;
+                req->extents = x;
+                req->extents.n = 0;
+        } else if (!(req = calloc(1, sizeof *req)))
                 return NULL;
         req->conn = nbdsdk_conn_ref(conn);
         conn->in_flight++;
         return req;
 }
 
+int request_reserve(nbdsdk_request *req, size_t size) {
+        if (req->buf_cap >= size)
+                return 0;
+        free(req->buf);
+        req->buf_cap = 0;
+        if (!(req->buf = malloc(size)))
+                return -ENOMEM;
+        req->buf_cap = size;
+        return 0;
+}
+
 void request_free(nbdsdk_request *req) {
         nbdsdk_conn *conn = req->conn;
         conn_request_gone(conn, req->bytes);
-        free(req->buf);
         free(req->error_msg);
         free(req->scratch);
         free(req->reply_buf);
-        extents_fini(&req->extents);
-        free(req);
+        if (req->buf_cap > REQUEST_KEEP_BUF) {
+                free(req->buf);
+                req->buf = NULL;
+                req->buf_cap = 0;
+        }
+        if (conn->n_req_cache < REQUEST_CACHE_MAX && !conn_is_closed(conn)) {
+                req->next = conn->req_cache;
+                conn->req_cache = req;
+                conn->n_req_cache++;
+        } else {
+                free(req->buf);
+                extents_fini(&req->extents);
+                free(req);
+        }
         nbdsdk_conn_unref(conn);
+}
+
+void request_cache_clear(nbdsdk_conn *conn) {
+        while (conn->req_cache) {
+                nbdsdk_request *req = conn->req_cache;
+                conn->req_cache = req->next;
+                free(req->buf);
+                extents_fini(&req->extents);
+                free(req);
+        }
+        conn->n_req_cache = 0;
 }
 
 void request_fail(nbdsdk_request *req, uint32_t nbd_error, const char *message) {

@@ -97,8 +97,7 @@ conn_step state_req_header(nbdsdk_conn *conn) {
         /* A buffer for the payload coming in, or for the data going out. */
         uint64_t bufsize = req->payload_len ? req->payload_len : req->type == NBDSDK_CMD_READ ? req->length : 0;
         if (err == 0 && bufsize > 0) {
-                req->buf = malloc(bufsize);
-                if (!req->buf) {
+                if (request_reserve(req, bufsize) < 0) {
                         err = NBDSDK_ENOMEM;
                         msg = "out of memory for the request's data";
                 } else {

@@ -181,7 +181,6 @@ static bool conn_flush(nbdsdk_conn *conn) {
         if (outq_is_empty(&conn->out) || conn->state == CONN_CLOSED)
                 return false;
         uint32_t before = conn->in_flight;
-        conn->transport->ops->set_more(conn->transport, 0);
         int r = outq_flush(&conn->out, conn->transport);
         if (r < 0 && r != -EAGAIN) {
                 if (r == -EPIPE || r == -ECONNRESET)

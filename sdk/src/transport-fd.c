@@ -13,7 +13,6 @@ typedef struct {
         transport base;
         int rfd, wfd;
         int is_socket;
-        int is_tcp;
 } fd_transport;
 
 static ssize_t fd_read(transport *t, void *buf, size_t len) {
@@ -37,12 +36,6 @@ static ssize_t fd_writev(transport *t, const struct iovec *iov, int iovcnt) {
         return n;
 }
 
-static void fd_set_more(transport *t, int more) {
-        fd_transport *f = (fd_transport *) t;
-        if (f->is_tcp)
-                (void) setsockopt(f->wfd, IPPROTO_TCP, TCP_CORK, &more, sizeof more);
-}
-
 static int fd_get_read_fd(transport *t) { return ((fd_transport *) t)->rfd; }
 static int fd_get_write_fd(transport *t) { return ((fd_transport *) t)->wfd; }
 
@@ -55,7 +48,7 @@ static void fd_free(transport *t) {
 }
 
 static const struct transport_ops fd_ops = {
-        .read = fd_read, .writev = fd_writev, .set_more = fd_set_more,
+        .read = fd_read, .writev = fd_writev,
         .get_read_fd = fd_get_read_fd, .get_write_fd = fd_get_write_fd, .free = fd_free,
 };
 
@@ -87,10 +80,9 @@ int transport_fd_new(int rfd, int wfd, transport **ret) {
                 socklen_t len = sizeof ss;
                 int one = 1;
                 if (getsockname(wfd, (struct sockaddr *) &ss, &len) == 0 &&
-                    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)) {
-                        f->is_tcp = 1;
+                    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6))
+                        /* Replies are already gathered into one sendmsg per wake-up. */
                         (void) setsockopt(wfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-                }
         }
         *ret = &f->base;
         return 0;

@@ -13,8 +13,6 @@ struct transport_ops {
         ssize_t (*read)(transport *t, void *buf, size_t len);
         /* >= 0 bytes written, -EAGAIN, other -errno. */
         ssize_t (*writev)(transport *t, const struct iovec *iov, int iovcnt);
-        /* Hint that more data follows soon (cork) or that a batch ended (uncork). */
-        void (*set_more)(transport *t, int more);
         int (*get_read_fd)(transport *t);
         int (*get_write_fd)(transport *t);
         void (*free)(transport *t);

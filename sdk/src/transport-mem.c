@@ -90,7 +90,6 @@ static ssize_t mem_writev(transport *t, const struct iovec *iov, int iovcnt) {
         return (ssize_t) total;
 }
 
-static void mem_set_more(transport *t, int more) { (void) t; (void) more; }
 static int mem_get_fd(transport *t) { (void) t; return -1; }
 
 static void mem_free(transport *t) {
@@ -103,7 +102,7 @@ static void mem_free(transport *t) {
 }
 
 static const struct transport_ops mem_ops = {
-        .read = mem_read, .writev = mem_writev, .set_more = mem_set_more,
+        .read = mem_read, .writev = mem_writev,
         .get_read_fd = mem_get_fd, .get_write_fd = mem_get_fd, .free = mem_free,
 };
 

@@ -13,7 +13,7 @@ static int rd_config(const char *key, const char *value, void *ud) {
 
 static int rd_config_complete(void *ud) {
         if (disk.size == 0)
-                return -EINVAL;
+                return nbdsdk_error(-EINVAL, "the disk's size is missing (ramdisk SIZE)");
         /* Anonymous memory: untouched pages cost nothing and read as zeroes. */
         disk.data = mmap(NULL, disk.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         return disk.data == MAP_FAILED ? -errno : 0;

@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <errno.h>
+#include <nbdsdk/nbdsdk-log.h>
 #include "log-internal.h"
 
 static const char *program = "nbdsdk";
@@ -27,6 +28,23 @@ void log_error(const char *format, ...) {
 }
 
 void log_debug(const char *format, ...) {
+        if (!verbose)
+                return;
+        va_list ap;
+        va_start(ap, format);
+        log_v("debug: ", format, ap);
+        va_end(ap);
+}
+
+int nbdsdk_error(int error, const char *format, ...) {
+        va_list ap;
+        va_start(ap, format);
+        log_v("", format, ap);
+        va_end(ap);
+        return error;
+}
+
+void nbdsdk_debug(const char *format, ...) {
         if (!verbose)
                 return;
         va_list ap;

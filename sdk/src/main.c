@@ -108,7 +108,7 @@ static int apply_config(main_state *m, const struct nbdsdk_ops *ops, void *userd
         char *key = eq ? strndup(arg, (size_t) (eq - arg)) : NULL;
         const char *value = eq ? eq + 1 : arg;
         if (!eq && !ops->magic_config_key)
-                return fail(m, "unexpected argument '%s' (settings are key=value)\nTry '%s --help'.", arg, m->program);
+                return fail(m, "unexpected argument '%s' (settings are key=value) (see '%s --help')", arg, m->program);
         const char *k = eq ? key : ops->magic_config_key;
         int r;
         if (!ops->config)
@@ -319,9 +319,9 @@ static int parse_args(main_state *m, int argc, char **argv, const struct nbdsdk_
                         usage(m, ops);
                         return -1;
                 case ':':
-                        return fail(m, "option '%s' needs an argument\nTry '%s --help'.", argv[optind - 1], m->program);
+                        return fail(m, "option '%s' needs an argument (see '%s --help')", argv[optind - 1], m->program);
                 default:
-                        return fail(m, "unknown option '%s'\nTry '%s --help'.", argv[optind - 1], m->program);
+                        return fail(m, "unknown option '%s' (see '%s --help')", argv[optind - 1], m->program);
                 }
         }
         if (m->port) {
@@ -338,7 +338,7 @@ static int parse_args(main_state *m, int argc, char **argv, const struct nbdsdk_
         if (ops->config_complete) {
                 int r = ops->config_complete(userdata);
                 if (r < 0)
-                        return fail(m, "incomplete or invalid settings: %s\nTry '%s --help'.", strerror(-r), m->program);
+                        return fail(m, "invalid settings: %s (see '%s --help')", strerror(-r), m->program);
         }
         return 0;
 }

@@ -10,6 +10,7 @@
 #include <nbdsdk/nbdsdk-conn.h>
 #include <nbdsdk/nbdsdk-request.h>
 #include <nbdsdk/nbdsdk-main.h>
+#include <nbdsdk/nbdsdk-log.h>
 
 #define NBDSDK_VERSION_MAJOR 0
 #define NBDSDK_VERSION_MINOR 1

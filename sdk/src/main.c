@@ -3,6 +3,7 @@
  * qemu-nbd's conventions), listening, daemon and captive modes, signals. */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <libgen.h>
@@ -29,6 +30,7 @@ typedef struct {
         const char *port, *bind, *unix_path, *export_name, *description, *pidfile, *run;
         bool read_only, foreground, use_stdin, exit_with_parent, print_uri, verbose;
         bool activated;          /* LISTEN_FDS was passed */
+        int ready_fd;            /* daemon mode: tells the waiting parent we serve */
         unsigned threads;
         char *private_dir;       /* for -U - and --run */
         char *socket_path;
@@ -218,17 +220,37 @@ static int start_run(main_state *m, const char *uri) {
         return r < 0 ? fail(m, "cannot watch the --run command: %s", strerror(-r)) : 0;
 }
 
+/* Fork into the background. The parent exits only once the child reports
+ * that it is ready to serve (see report_ready), so that whoever started the
+ * server can connect as soon as it returns. */
 static int daemonize(main_state *m) {
+        int pipefd[2];
+        if (pipe2(pipefd, O_CLOEXEC) < 0)
+                return fail(m, "cannot make a pipe: %m");
         pid_t pid = fork();
         if (pid < 0)
                 return fail(m, "cannot fork: %m");
-        if (pid > 0)
-                _exit(0);
+        if (pid > 0) {
+                close(pipefd[1]);
+                char c;
+                _exit(read(pipefd[0], &c, 1) == 1 ? 0 : 1);
+        }
+        close(pipefd[0]);
+        m->ready_fd = pipefd[1];
         (void) setsid();
         FILE *f = freopen("/dev/null", "r", stdin);
         f = f ? freopen("/dev/null", "w", stdout) : NULL;
         (void) f;
         return 0;
+}
+
+static void report_ready(main_state *m) {
+        (void) sd_notify(0, "READY=1");
+        if (m->ready_fd >= 0) {
+                (void) !write(m->ready_fd, "", 1);
+                close(m->ready_fd);
+                m->ready_fd = -1;
+        }
 }
 
 static int listen_all(main_state *m) {
@@ -393,7 +415,7 @@ static int serve(main_state *m) {
         if (status == 0 && m->run)
                 status = start_run(m, uri ? uri : "");
         if (status == 0) {
-                (void) sd_notify(0, "READY=1");
+                report_ready(m);
                 r = sd_event_loop(e);
                 if (r < 0)
                         status = fail(m, "event loop failed: %s", strerror(-r));
@@ -408,7 +430,7 @@ static int serve(main_state *m) {
 }
 
 int nbdsdk_main(int argc, char **argv, const struct nbdsdk_ops *ops, size_t ops_size, void *userdata) {
-        main_state m = { 0 };
+        main_state m = { .ready_fd = -1 };
         m.program = ops && ops->name ? ops->name : (argc > 0 ? basename(argv[0]) : "nbdsdk");
         log_set_program(m.program);
         if (!ops || ops_size == 0)

@@ -1,0 +1,331 @@
+#!/bin/bash
+# shellcheck disable=SC2317 # the functions below are called through lib.bash's check
+# The checks of the kernel group.  Runs INSIDE the guest (run-guest.sh), as root: it
+# starts the server under test there, attaches it to /dev/nbdN with the kernel's NBD
+# client (nbd-client configures it over netlink), and uses it as a disk.
+#
+# Usage: kernel-checks.sh [--export NAME] [--timeout S] [--size BYTES] [--read-only 0|1]
+#                         [--groups DIR] --server WORDS
+#   WORDS: the server command as a bash-quoted word list, in which {socket} stands for
+#   the Unix socket path (a word {listen} stands for "-U SOCKET").  It must stay in the
+#   foreground.  Unless --read-only 1 says WORDS is already read-only, a second server
+#   is started from WORDS with -r inserted after the program name, for the read-only
+#   checks.  The export should be at least 128 MiB (a file system goes on it).
+#   DIR: where lib.bash is (default: ../groups beside this script).
+# Prints RESULT lines (groups/README.md) with client "nbd-client"; the note of a failed
+# check names what was expected and what happened.
+set -euo pipefail
+
+groups_dir=$(dirname "$(readlink -f "$0")")/../groups
+export_name=
+timeout_s=60
+size=$((64 << 20))
+read_only=0
+server=
+while (($#)); do
+    (($# >= 2)) || { echo "kernel-checks: $1 needs a value" >&2; exit 2; }
+    case $1 in
+    --export) export_name=$2 ;;
+    --timeout) timeout_s=$2 ;;
+    --size) size=$2 ;;
+    --read-only) read_only=$2 ;;
+    --groups) groups_dir=$2 ;;
+    --server) server=$2 ;;
+    *) echo "kernel-checks: unknown argument: $1" >&2; exit 2 ;;
+    esac
+    shift 2
+done
+[[ -n $server ]] || { echo "kernel-checks: --server is required" >&2; exit 2; }
+
+work=$(mktemp -d /run/kernel-checks.XXXXXX)
+rw_socket=$work/rw.sock
+ro_socket=$work/ro.sock
+uri() { printf 'nbd+unix:///%s?socket=%s' "$export_name" "$1"; }
+
+# lib.bash gives result/check/run/fail/finish; it reads its settings from NBDSDK_*.
+export NBDSDK_URI NBDSDK_SIZE=$size NBDSDK_READ_ONLY=$read_only NBDSDK_TIMEOUT=$timeout_s
+export NBDSDK_WORKDIR=$work NBDSDK_GROUPS_DIR=$groups_dir
+NBDSDK_URI=$(uri "$rw_socket")
+# shellcheck source-path=SCRIPTDIR source=../groups/lib.bash
+source "$groups_dir/lib.bash"
+
+# ---- servers and devices ----------------------------------------------------------
+declare -A server_pid # by socket
+mnt=$work/mnt
+mkdir -p "$mnt"
+
+cleanup() {
+    local dev pid
+    mountpoint -q "$mnt" && timeout 30 umount "$mnt"
+    for dev in /dev/nbd0 /dev/nbd1; do
+        attached "$dev" && timeout 30 nbd-client -d "$dev" >&2
+    done
+    for pid in "${server_pid[@]}"; do kill "$pid" 2>/dev/null; done
+    return 0
+}
+trap cleanup EXIT
+
+# start_server SOCKET WORDS...: start the server listening on SOCKET; wait until the
+# socket exists.  Its pid goes to server_pid[SOCKET].
+start_server() {
+    local socket=$1 arg cmd=() deadline=$((SECONDS + timeout_s))
+    shift
+    for arg; do
+        if [[ $arg == '{listen}' ]]; then
+            cmd+=(-U "$socket")
+        else
+            cmd+=("${arg//\{socket\}/$socket}")
+        fi
+    done
+    echo "+ ${cmd[*]}" >&2
+    "${cmd[@]}" >"$socket.log" 2>&1 </dev/null &
+    server_pid[$socket]=$!
+    until [[ -S $socket ]]; do
+        if ! kill -0 $! 2>/dev/null || ((SECONDS >= deadline)); then
+            echo "kernel-checks: the server did not listen on $socket; its output:" >&2
+            cat "$socket.log" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
+# server_alive SOCKET: fail unless the server started for SOCKET is still running.
+server_alive() {
+    kill -0 "${server_pid[$1]}" 2>/dev/null && return 0
+    tail -n 20 "$1.log" >&2
+    fail "the server died; its last words: $(tail -n 1 "$1.log")"
+}
+
+attached() { [[ -e /sys/block/${1#/dev/}/size && $(cat "/sys/block/${1#/dev/}/size") != 0 ]]; }
+
+# attach DEV SOCKET [NBD-CLIENT OPTIONS]: connect the kernel client.
+attach() {
+    local dev=$1 socket=$2
+    shift 2
+    # Without -N, nbd-client asks for the default export "" (and warns about oldstyle).
+    run nbd-client -unix "$socket" "$dev" ${export_name:+-N "$export_name"} -t "$timeout_s" "$@"
+    attached "$dev" || fail "nbd-client returned, but $dev has no size"
+}
+
+# detach DEV: disconnect; the device must end up empty within the timeout.
+detach() {
+    local dev=$1 deadline=$((SECONDS + timeout_s))
+    run nbd-client -d "$dev"
+    while attached "$dev"; do
+        ((SECONDS < deadline)) || fail "$dev still has a size ${timeout_s}s after nbd-client -d"
+        sleep 0.1
+    done
+}
+
+# tidy DEV: between phases, leave DEV unmounted and detached whatever a check left.
+tidy() {
+    if mountpoint -q "$mnt"; then timeout "$timeout_s" umount "$mnt" || true; fi
+    if attached "$1"; then timeout "$timeout_s" nbd-client -d "$1" >&2 || true; fi
+}
+
+drop_caches() {
+    sync
+    run blockdev --flushbufs "$1"
+    echo 3 >/proc/sys/vm/drop_caches
+}
+
+# mounted: fail unless the NBD device is what is mounted on $mnt (otherwise the files
+# would land on the tmpfs beneath).
+mounted() {
+    [[ $(findmnt -n -o SOURCE "$mnt") == /dev/nbd0 ]] || fail "/dev/nbd0 is not mounted on $mnt"
+}
+
+# md5_of DEV OFFSET_MIB COUNT_MIB [CPU]: checksum of a range, read with O_DIRECT.
+md5_of() {
+    local cpu=${4:-0}
+    run taskset -c "$cpu" dd if="$1" bs=1M skip="$2" count="$3" iflag=direct status=none | md5sum | cut -d' ' -f1
+}
+
+# ---- checks ------------------------------------------------------------------------
+check_size() { # DEV SOCKET
+    have nbdinfo || fail "missing tool: nbdinfo (the reference for the export size)"
+    expect_eq "blockdev --getsize64 $1 (vs nbdinfo --size)" \
+        "$(run blockdev --getsize64 "$1")" "$(run nbdinfo --size "$(uri "$2")")"
+}
+
+check_multi_conn_connect() {
+    local count deadline=$((SECONDS + timeout_s))
+    attach /dev/nbd0 "$rw_socket" -C 2
+    # Accepted sockets carry the listening path in /proc/net/unix; state 03 = connected.
+    while count=$(awk -v p="$rw_socket" '$8 == p && $6 == "03"' /proc/net/unix | wc -l) &&
+        ((count != 2 && SECONDS < deadline)); do
+        sleep 0.1
+    done
+    expect_eq "connections to the server after nbd-client -C 2" "$count" 2
+}
+
+# Each CPU has its own blk-mq queue, and nbd sends each queue's requests on its own
+# connection: writing from one CPU and reading back from the other crosses
+# connections, which CAN_MULTI_CONN promises is consistent after a flush.
+check_multi_conn_io() {
+    head -c $((16 << 20)) /dev/urandom >"$work/a"
+    head -c $((16 << 20)) /dev/urandom >"$work/b"
+    run taskset -c 0 dd if="$work/a" of=/dev/nbd0 bs=1M seek=0 oflag=direct status=none &
+    local writer_a=$!
+    run taskset -c 1 dd if="$work/b" of=/dev/nbd0 bs=1M seek=32 oflag=direct status=none
+    wait "$writer_a"
+    drop_caches /dev/nbd0
+    expect_eq "first 16 MiB written on CPU 0, read on CPU 1" \
+        "$(md5_of /dev/nbd0 0 16 1)" "$(md5sum <"$work/a" | cut -d' ' -f1)"
+    expect_eq "16 MiB at 32 MiB written on CPU 1, read on CPU 0" \
+        "$(md5_of /dev/nbd0 32 16 0)" "$(md5sum <"$work/b" | cut -d' ' -f1)"
+    detach /dev/nbd0
+}
+
+# A few hundred small files in nested directories plus some MiB-sized ones, checksummed
+# on the tmpfs before they are copied to the NBD-backed file system.  One perl process
+# writes them all: every process start costs about 0.1 s in the emulated guest.
+check_write_tree() {
+    local src=$work/tree
+    mkdir "$src"
+    perl -e '
+        my ($src) = @ARGV;
+        open(my $random, "<", "/dev/urandom") or die "/dev/urandom: $!";
+        sub put { my ($path, $size) = @_; my $data = "";
+            read($random, $data, $size) == $size or die "short read";
+            open(my $f, ">", $path) or die "$path: $!"; print $f $data; close($f) or die }
+        for my $d (1 .. 10) {
+            mkdir("$src/d$d"); mkdir("$src/d$d/sub") or die "mkdir: $!";
+            put("$src/d$d/f$_", 1 + int(rand(65536))) for 1 .. 30;
+            put("$src/d$d/sub/empty", 0);
+        }
+        put("$src/big$_", $_ * 1048576 + $_ * 4099) for 1 .. 4;
+    ' "$src"
+    mounted
+    (cd "$src" && find . -type f -print0 | sort -z | xargs -0 md5sum) >"$work/sums"
+    run cp -a "$src/." "$mnt/"
+    run sync
+    expect_eq "files on the mounted export" "$(find "$mnt" -type f | wc -l)" "$(wc -l <"$work/sums")"
+}
+
+check_verify_tree() {
+    mounted
+    (cd "$mnt" && run md5sum -c --quiet "$work/sums") >&2 || fail "checksums differ after remount"
+}
+
+check_disconnect_idle() { # DEV SOCKET
+    if mountpoint -q "$mnt"; then run umount "$mnt"; fi
+    detach "$1"
+    server_alive "$2"
+}
+
+# sweep write|read MIB: up to 20 passes over the first MIB MiB of /dev/nbd0, in the
+# background of check_disconnect_busy.  Exits 0 at the first pass that fails or comes
+# up short (the disconnect got it), 124 if a pass hung, 3 if all 20 passes completed.
+sweep() {
+    set +eE
+    trap - ERR
+    local i rc bytes
+    for ((i = 0; i < 20; i++)); do
+        if [[ $1 == write ]]; then
+            timeout -k 5 "$timeout_s" dd if=/dev/zero of=/dev/nbd0 bs=1M count="$2" oflag=direct status=none
+            rc=$?
+        else
+            bytes=$(timeout -k 5 "$timeout_s" dd if=/dev/nbd0 bs=1M count="$2" iflag=direct status=none | wc -c)
+            rc=$?
+            ((rc != 0 || bytes == $2 << 20)) || exit 0
+        fi
+        ((rc != 124 && rc != 137)) || exit 124
+        ((rc == 0)) || exit 0
+    done
+    exit 3
+}
+
+# Disconnect while a writer and a reader keep the device busy.  Nothing may hang, the
+# load must have been cut off, and the device must end up empty.
+check_disconnect_busy() {
+    local mib=$((size >> 20)) writer reader rc_w=0 rc_r=0 stat deadline=$((SECONDS + timeout_s))
+    attach /dev/nbd0 "$rw_socket"
+    sweep write "$mib" &
+    writer=$!
+    sweep read "$mib" &
+    reader=$!
+    # Wait until at least 4 MiB went each way (fields 3 and 7: sectors read, written).
+    until read -ra stat </sys/block/nbd0/stat && ((stat[2] >= 8192 && stat[6] >= 8192)); do
+        ((SECONDS < deadline)) || fail "the load did not get going within ${timeout_s}s"
+        sleep 0.1
+    done
+    if ! kill -0 "$writer" 2>/dev/null || ! kill -0 "$reader" 2>/dev/null; then
+        fail "the load ended before the disconnect"
+    fi
+    detach /dev/nbd0
+    wait "$writer" || rc_w=$?
+    wait "$reader" || rc_r=$?
+    ((rc_w != 124 && rc_r != 124)) || fail "I/O hung after nbd-client -d (writer $rc_w, reader $rc_r; 124 = timed out)"
+    ((rc_w == 0 && rc_r == 0)) || fail "the disconnect did not cut off the load (writer $rc_w, reader $rc_r)"
+}
+
+check_server_survives() {
+    server_alive "$rw_socket"
+    attach /dev/nbd0 "$rw_socket"
+    md5_of /dev/nbd0 0 1 >/dev/null
+    detach /dev/nbd0
+}
+
+check_read_only() { # DEV
+    expect_eq "blockdev --getro $1 (the server advertised READ_ONLY)" "$(run blockdev --getro "$1")" 1
+    local before after
+    before=$(md5_of "$1" 0 1)
+    if run dd if=/dev/zero of="$1" bs=4096 count=1 oflag=direct status=none; then
+        fail "a write to the read-only $1 succeeded"
+    fi
+    after=$(md5_of "$1" 0 1)
+    expect_eq "first MiB after the refused write" "$after" "$before"
+}
+
+# ---- the run -----------------------------------------------------------------------
+eval "server_words=($server)"
+if ((read_only)); then
+    ro_words=("${server_words[@]}")
+else
+    ro_words=("${server_words[0]}" -r "${server_words[@]:1}")
+    start_server "$rw_socket" "${server_words[@]}" || result fail nbd-client server-start "the server did not start; see log"
+
+    # nbdinfo --can: 0 advertised, 2 not advertised, other: it could not tell.
+    multi_conn=127
+    if have nbdinfo; then
+        multi_conn=0
+        run nbdinfo --can multi-conn "$NBDSDK_URI" || multi_conn=$?
+    fi
+    case $multi_conn in
+    0)
+        check nbd-client multi-conn-connect check_multi_conn_connect
+        check nbd-client multi-conn-io check_multi_conn_io
+        ;;
+    2) result pass nbd-client multi-conn "the server does not advertise CAN_MULTI_CONN: not attempted" ;;
+    127) result skip nbd-client multi-conn "missing tool: nbdinfo (to see whether CAN_MULTI_CONN is advertised)" ;;
+    *) result fail nbd-client multi-conn "nbdinfo --can multi-conn failed with status $multi_conn" ;;
+    esac
+    tidy /dev/nbd0
+
+    check nbd-client connect attach /dev/nbd0 "$rw_socket"
+    check nbd-client size check_size /dev/nbd0 "$rw_socket"
+    check nbd-client mkfs run mkfs.ext4 -q -F /dev/nbd0
+    check nbd-client mount run mount -t ext4 /dev/nbd0 "$mnt"
+    check nbd-client write-tree check_write_tree
+    check nbd-client umount run umount "$mnt"
+    drop_caches /dev/nbd0 || true
+    check nbd-client fsck run e2fsck -fn /dev/nbd0
+    check nbd-client remount run mount -t ext4 /dev/nbd0 "$mnt"
+    check nbd-client verify-tree check_verify_tree
+    check nbd-client disconnect-idle check_disconnect_idle /dev/nbd0 "$rw_socket"
+    tidy /dev/nbd0
+
+    check nbd-client disconnect-busy check_disconnect_busy
+    tidy /dev/nbd0
+    check nbd-client server-survives check_server_survives
+    tidy /dev/nbd0
+fi
+
+start_server "$ro_socket" "${ro_words[@]}" || result fail nbd-client ro-server-start "the read-only server did not start; see log"
+check nbd-client ro-connect attach /dev/nbd1 "$ro_socket"
+((read_only == 0)) || check nbd-client size check_size /dev/nbd1 "$ro_socket"
+check nbd-client ro-write-refused check_read_only /dev/nbd1
+check nbd-client ro-disconnect check_disconnect_idle /dev/nbd1 "$ro_socket"
+finish

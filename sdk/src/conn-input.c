@@ -12,6 +12,8 @@ static ssize_t conn_read(nbdsdk_conn *conn, void *buf, size_t len) {
         if (conn->input_drained)
                 return -EAGAIN;
         ssize_t n = conn->transport->ops->read(conn->transport, buf, len);
+        if (n == -ECONNRESET)
+                n = 0; /* the client is gone, as with an orderly close */
         if (n == -EAGAIN || (n > 0 && (size_t) n < len))
                 conn->input_drained = true;
         if (n == 0)

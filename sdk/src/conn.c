@@ -86,6 +86,15 @@ bool conn_is_closed(const nbdsdk_conn *conn) {
         return conn->state == CONN_CLOSED;
 }
 
+/* The connection is closed and nothing of it runs any more: close the
+ * export and tell the application. */
+static void conn_finished(nbdsdk_conn *conn) {
+        export_close(conn);
+        nbdsdk_server *s = conn->server;
+        if (s->conn_closed)
+                s->conn_closed(conn, s->conn_userdata);
+}
+
 static void conn_shut(nbdsdk_conn *conn) {
         if (conn->state == CONN_CLOSED)
                 return;
@@ -102,9 +111,9 @@ static void conn_shut(nbdsdk_conn *conn) {
         request_cache_clear(conn);
         conn->transport->ops->free(conn->transport);
         conn->transport = NULL;
-        if (conn->in_flight == 0)
-                export_close(conn);
         server_remove_conn(conn->server, conn);
+        if (conn->in_flight == 0)
+                conn_finished(conn);
         nbdsdk_conn_unref(conn);
 }
 
@@ -131,7 +140,7 @@ void conn_request_gone(nbdsdk_conn *conn, uint64_t bytes) {
         conn->in_flight--;
         conn->bytes_in_flight -= bytes;
         if (conn->state == CONN_CLOSED && conn->in_flight == 0)
-                export_close(conn);
+                conn_finished(conn);
 }
 
 void conn_enter_transmission(nbdsdk_conn *conn) {

@@ -76,7 +76,7 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
         (void) revents;
         nbdsdk_server *s = userdata;
         /* A bounded batch per wake-up keeps one listener from starving the rest. */
-        for (int i = 0; i < 16 && !s->shutting_down; i++) {
+        for (int i = 0; i < 16 && !s->shutting_down && (s->max_conns == 0 || s->n_conns < s->max_conns); i++) {
                 int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
                 if (cfd < 0) {
                         if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
@@ -100,7 +100,15 @@ int server_event_add_listener(nbdsdk_server *s, listener *l) {
         int r = sd_event_add_io(s->event, &l->source, l->fd, EPOLLIN, on_accept, s);
         if (r >= 0)
                 (void) sd_event_source_set_priority(l->source, s->priority);
+        server_event_update_listeners(s);
         return r;
+}
+
+void server_event_update_listeners(nbdsdk_server *s) {
+        bool accept = s->max_conns == 0 || s->n_conns < s->max_conns;
+        for (size_t i = 0; i < s->n_listeners; i++)
+                if (s->listeners[i].source)
+                        (void) sd_event_source_set_enabled(s->listeners[i].source, accept ? SD_EVENT_ON : SD_EVENT_OFF);
 }
 
 static int on_completions(sd_event_source *src, int fd, uint32_t revents, void *userdata) {

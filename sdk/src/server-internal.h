@@ -51,6 +51,10 @@ struct nbdsdk_server {
 
         nbdsdk_conn *conns;      /* doubly linked through conn->prev/next */
         unsigned n_conns;
+        unsigned max_conns;      /* 0 = unlimited */
+        void (*conn_opened)(nbdsdk_conn *conn, void *userdata);
+        void (*conn_closed)(nbdsdk_conn *conn, void *userdata);
+        void *conn_userdata;
         bool shutting_down;
         bool exit_loop_when_idle;
 
@@ -68,6 +72,8 @@ const export_entry *server_find_export(nbdsdk_server *server, const char *name);
 void server_close_listeners(nbdsdk_server *server);
 /* Start accepting on a listener through sd-event (server-event.c). */
 int server_event_add_listener(nbdsdk_server *server, listener *l);
+/* Accept or not, following the connection limit (server-event.c). */
+void server_event_update_listeners(nbdsdk_server *server);
 /* Connection bookkeeping, called by conn.c. */
 void server_add_conn(nbdsdk_server *server, nbdsdk_conn *conn);
 void server_remove_conn(nbdsdk_server *server, nbdsdk_conn *conn);

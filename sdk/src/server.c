@@ -159,6 +159,23 @@ int nbdsdk_server_set_verbose(nbdsdk_server *s, bool verbose) {
         return 0;
 }
 
+int nbdsdk_server_set_max_connections(nbdsdk_server *s, unsigned n) {
+        if (!s)
+                return -EINVAL;
+        s->max_conns = n;
+        server_event_update_listeners(s);
+        return 0;
+}
+
+int nbdsdk_server_set_connection_callbacks(nbdsdk_server *s, void (*opened)(nbdsdk_conn *, void *),
+                                           void (*closed)(nbdsdk_conn *, void *), void *userdata) {
+        CHECK_SETTABLE(s);
+        s->conn_opened = opened;
+        s->conn_closed = closed;
+        s->conn_userdata = userdata;
+        return 0;
+}
+
 int nbdsdk_server_set_sparse_reads(nbdsdk_server *s, uint32_t min_length) {
         CHECK_SETTABLE(s);
         s->sparse_read_min = min_length;
@@ -202,6 +219,9 @@ void server_add_conn(nbdsdk_server *s, nbdsdk_conn *conn) {
         s->conns = conn;
         s->n_conns++;
         nbdsdk_conn_ref(conn);
+        server_event_update_listeners(s);
+        if (s->conn_opened)
+                s->conn_opened(conn, s->conn_userdata);
 }
 
 void server_remove_conn(nbdsdk_server *s, nbdsdk_conn *conn) {
@@ -213,6 +233,7 @@ void server_remove_conn(nbdsdk_server *s, nbdsdk_conn *conn) {
                 conn->next->prev = conn->prev;
         conn->prev = conn->next = NULL;
         s->n_conns--;
+        server_event_update_listeners(s);
         if (s->n_conns == 0 && s->exit_loop_when_idle && s->event)
                 sd_event_exit(s->event, 0);
         nbdsdk_conn_unref(conn);

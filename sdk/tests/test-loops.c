@@ -213,4 +213,62 @@ static void run_listener_test(unsigned threads) {
 static void sd_event_listener_loop_thread(void) { run_listener_test(0); }
 static void sd_event_listener_worker_threads(void) { run_listener_test(4); }
 
-TCASE_MAIN(T(readiness_api_with_poll), T(sd_event_listener_loop_thread), T(sd_event_listener_worker_threads))
+static unsigned n_opened, n_closed;
+static void count_opened(nbdsdk_conn *conn, void *ud) { (void) conn; (void) ud; n_opened++; }
+static void count_closed(nbdsdk_conn *conn, void *ud) {
+        (void) conn;
+        CHECK(nbdsdk_server_get_n_connections(ud) == n_opened - n_closed - 1, "closed after leaving the list");
+        n_closed++;
+}
+
+static int unix_connect(const char *path) {
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_un sun = { .sun_family = AF_UNIX };
+        strcpy(sun.sun_path, path);
+        CHECK(connect(fd, (struct sockaddr *) &sun, sizeof sun) == 0, "connect");
+        return fd;
+}
+
+/* Run the loop for a moment (bounded), so that pending events are handled. */
+static void spin(sd_event *e) {
+        for (int i = 0; i < 20; i++)
+                CHECK(sd_event_run(e, 10 * 1000) >= 0, "sd_event_run");
+}
+
+static void connection_limit_and_callbacks(void) {
+        testdisk *td = td_new(1 << 20);
+        nbdsdk_server *s = td_server(td);
+        n_opened = n_closed = 0;
+        CHECK(nbdsdk_server_set_max_connections(s, 1) == 0, "limit");
+        CHECK(nbdsdk_server_set_connection_callbacks(s, count_opened, count_closed, s) == 0, "callbacks");
+        char dir[] = "/tmp/nbdsdk-test-XXXXXX";
+        CHECK(mkdtemp(dir), "temporary directory");
+        char path[128];
+        snprintf(path, sizeof path, "%s/sock", dir);
+        CHECK(nbdsdk_server_listen_unix(s, path) == 0, "listen");
+        sd_event *e;
+        CHECK(sd_event_new(&e) == 0 && nbdsdk_server_attach_event(s, e, 0) == 0, "attach");
+        int a = unix_connect(path);
+        spin(e);
+        int b = unix_connect(path); /* waits in the backlog */
+        spin(e);
+        CHECK(n_opened == 1 && nbdsdk_server_get_n_connections(s) == 1, "only one connection accepted");
+        struct pollfd p = { .fd = b, .events = POLLIN };
+        CHECK(poll(&p, 1, 0) == 0, "the second client gets no greeting while the first is connected");
+        close(a);
+        spin(e);
+        CHECK(n_closed == 1, "the closed callback ran for the first client");
+        CHECK(n_opened == 2, "the second client was accepted once the first left");
+        CHECK(poll(&p, 1, 1000) == 1, "the second client now gets its greeting");
+        close(b);
+        spin(e);
+        CHECK(n_closed == 2 && nbdsdk_server_get_n_connections(s) == 0, "both closed");
+        nbdsdk_server_detach_event(s);
+        nbdsdk_server_unref(s);
+        sd_event_unref(e);
+        rmdir(dir);
+        td_free(td);
+}
+
+TCASE_MAIN(T(readiness_api_with_poll), T(sd_event_listener_loop_thread), T(sd_event_listener_worker_threads),
+           T(connection_limit_and_callbacks))

@@ -48,6 +48,18 @@ int nbdsdk_server_set_timeouts(nbdsdk_server *server, unsigned handshake_sec, un
 int nbdsdk_server_set_threads(nbdsdk_server *server, unsigned threads);
 /* Debug messages on stderr; this is process-wide and may change at any time. */
 int nbdsdk_server_set_verbose(nbdsdk_server *server, bool verbose);
+/* At most N connections at once (0, the default: no limit). While the limit
+ * is reached the listeners stop accepting; clients wait in the backlog. */
+int nbdsdk_server_set_max_connections(nbdsdk_server *server, unsigned n);
+/* Called on the loop thread when a connection is made (OPENED) and when it
+ * has closed and finished all its requests (CLOSED); either may be NULL. A
+ * server that should end with its last client (qemu-nbd without -t) calls
+ * nbdsdk_server_shutdown() from CLOSED when nbdsdk_server_get_n_connections()
+ * is 0. */
+int nbdsdk_server_set_connection_callbacks(nbdsdk_server *server,
+                                           void (*opened)(nbdsdk_conn *conn, void *userdata),
+                                           void (*closed)(nbdsdk_conn *conn, void *userdata),
+                                           void *userdata);
 /* Sparse reads: on connections with structured replies, reads of at least
  * MIN_LENGTH bytes ask block_status first and send its zero ranges as holes.
  * 0 turns this off; the default is 65536 (smaller reads gain too little to pay

@@ -412,6 +412,12 @@ static int serve(main_state *m) {
                 if ((r = nbdsdk_server_attach_event(m->server, e, 0)) < 0)
                         status = fail(m, "cannot attach to the event loop: %s", strerror(-r));
         }
+        const struct nbdsdk_ops *ops = &m->server->ops;
+        bool started = status == 0;
+        if (started && ops->start && (r = ops->start(m->server, m->server->userdata)) < 0) {
+                status = fail(m, "the server could not start: %s", strerror(-r));
+                started = false;
+        }
         if (status == 0 && m->run)
                 status = start_run(m, uri ? uri : "");
         if (status == 0) {
@@ -424,6 +430,8 @@ static int serve(main_state *m) {
         }
         free(uri);
         server_stop(m->server);
+        if (started && ops->stop)
+                ops->stop(m->server, m->server->userdata);
         nbdsdk_server_detach_event(m->server);
         sd_event_unref(e);
         return status;

@@ -83,6 +83,13 @@ struct nbdsdk_ops {
                      void *userdata);
         int (*block_status)(nbdsdk_request *req, uint64_t count, uint64_t offset,
                             uint32_t flags, nbdsdk_extents *extents, void *userdata);
+
+        /* nbdsdk_main() only: START runs in the process that will serve (after
+         * the fork into the background), just before the first client; start
+         * threads here, not in config_complete. STOP runs once every connection
+         * has finished. */
+        int (*start)(nbdsdk_server *server, void *userdata);
+        void (*stop)(nbdsdk_server *server, void *userdata);
 };
 
 /* Append an extent of LENGTH bytes and TYPE (NBDSDK_EXTENT_*) right after the

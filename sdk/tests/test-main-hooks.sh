@@ -1,0 +1,31 @@
+#!/bin/bash
+# nbdsdk_main's start and stop hooks: start runs in the serving process
+# (after the fork into the background), stop after the last connection, and
+# a failing start ends the program with status 1. Usage: test-main-hooks.sh PROGRAM
+set -euo pipefail
+prog=$1
+command -v nbdinfo >/dev/null || { echo "SKIP: nbdinfo (libnbd-bin) is missing"; exit 77; }
+tmp=$(mktemp -d)
+trap 'kill "$(cat "$tmp/pid" 2>/dev/null)" 2>/dev/null || true; rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+# Daemon mode: start runs in the child that serves, whose pid is the pidfile's.
+timeout 30 "$prog" -U "$tmp/sock" --pidfile "$tmp/pid" trace="$tmp"
+[ "$(cat "$tmp/started")" = "$(cat "$tmp/pid")" ] || fail "start did not run in the serving process"
+[ "$(timeout 10 nbdinfo --size "nbd+unix:///?socket=$tmp/sock")" = 1048576 ] || fail "not serving"
+[ ! -e "$tmp/stopped" ] || fail "stop ran while serving"
+pid=$(cat "$tmp/pid")
+kill -TERM "$pid"
+for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+[ "$(cat "$tmp/stopped" 2>/dev/null)" = "no connections" ] || fail "stop did not run after the last connection"
+
+# A failing start: exit status 1, a message, and no stop.
+rm -f "$tmp/stopped"
+set +e
+msg=$(timeout 30 "$prog" -f -U "$tmp/sock2" trace="$tmp" fail=1 2>&1)
+rc=$?
+set -e
+[ $rc -eq 1 ] || fail "a failing start exited $rc, not 1"
+grep -q "start refused" <<<"$msg" || fail "no message from the failing start: $msg"
+[ ! -e "$tmp/stopped" ] || fail "stop ran although start failed"
+echo "ok: start and stop hooks"

@@ -81,7 +81,10 @@ struct nbdsdk_conn {
         uint32_t opt, opt_len;
         uint8_t *opt_data;
         size_t opt_have;
+        bool opt_answered;              /* the option got its final reply */
         meta_selection meta;
+        uint16_t *commands;             /* per-connection commands enabled */
+        size_t n_commands;
 
         /* The export, once selected (INFO opens it too, GO or EXPORT_NAME keeps it). */
         export_state exp;

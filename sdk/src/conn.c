@@ -59,6 +59,7 @@ static void conn_free(nbdsdk_conn *conn) {
         free(conn->ibuf);
         free(conn->opt_data);
         meta_selection_clear(&conn->meta);
+        conn_commands_fini(conn);
         nbdsdk_server_unref(conn->server);
         free(conn);
 }

@@ -114,7 +114,6 @@ conn_step state_opt_discard(nbdsdk_conn *conn) {
 
 conn_step state_opt_dispatch(nbdsdk_conn *conn) {
         uint32_t opt = conn->opt;
-        conn_set_state(conn, CONN_OPT_HEADER);
         /* Without fixed newstyle, EXPORT_NAME is the only option a client may
          * send and there is no way to answer anything else. */
         if (!conn->fixed_newstyle && opt != NBDSDK_OPT_EXPORT_NAME) {
@@ -123,16 +122,32 @@ conn_step state_opt_dispatch(nbdsdk_conn *conn) {
         }
         if (conn->server->shutting_down && opt != NBDSDK_OPT_ABORT && opt != NBDSDK_OPT_EXPORT_NAME) {
                 option_reply_error(conn, opt, NBDSDK_REP_ERR_SHUTDOWN, "the server is shutting down");
+                conn_set_state(conn, CONN_OPT_HEADER);
                 return STEP_AGAIN;
         }
         const option_entry *e = option_registry_find(&conn->server->options, opt);
         if (!e) {
                 option_reply_error(conn, opt, NBDSDK_REP_ERR_UNSUP, "option %u is not supported", opt);
+                conn_set_state(conn, CONN_OPT_HEADER);
                 return STEP_AGAIN;
         }
         log_debug("conn %p: option %s (%u), %u bytes", (void *) conn, e->name, opt, conn->opt_len);
+        /* The handler runs in OPT_DISPATCH (where replies may be sent) and
+         * moves on to OPT_HEADER unless it chose another state. */
+        conn->opt_answered = false;
         int r = e->fn(conn, opt, conn->opt_data, conn->opt_len, e->userdata);
-        if (r < 0 && !conn_is_closed(conn))
-                conn_close(conn, "option %s failed: %s", e->name, strerror(-r));
+        if (r < 0) {
+                if (!conn_is_closed(conn))
+                        conn_close(conn, "option %s failed: %s", e->name, strerror(-r));
+                return STEP_AGAIN;
+        }
+        if (conn->state == CONN_OPT_DISPATCH) {
+                if (!conn->opt_answered) {
+                        log_error("the handler of option %s gave no final reply", e->name);
+                        option_reply_error(conn, opt, NBDSDK_REP_ERR_INVALID,
+                                           "the server's handler for option %u did not answer", opt);
+                }
+                conn_set_state(conn, CONN_OPT_HEADER);
+        }
         return STEP_AGAIN;
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "conn-internal.h"
+#include "server-internal.h"
 #include "options-internal.h"
 #include "wire-internal.h"
 
@@ -74,6 +75,8 @@ int options_register_builtin(option_registry *r) {
 }
 
 int option_reply(nbdsdk_conn *conn, uint32_t option, uint32_t type, const void *data, size_t len) {
+        if (type == NBDSDK_REP_ACK || (type & NBDSDK_REP_FLAG_ERROR))
+                conn->opt_answered = true;
         uint8_t head[OUT_HEAD_MAX];
         wire_put64(head, NBDSDK_MAGIC_OPT_REPLY);
         wire_put32(head + 8, option);
@@ -92,15 +95,51 @@ int option_reply(nbdsdk_conn *conn, uint32_t option, uint32_t type, const void *
         return outq_push(&conn->out, head, 20, copy, len, free, copy);
 }
 
-int option_reply_error(nbdsdk_conn *conn, uint32_t option, uint32_t type, const char *format, ...) {
+static int option_reply_verror(nbdsdk_conn *conn, uint32_t option, uint32_t type, const char *format,
+                               va_list ap) {
         char msg[NBDSDK_MAX_STRING + 1];
-        va_list ap;
-        va_start(ap, format);
         int n = vsnprintf(msg, sizeof msg, format, ap);
-        va_end(ap);
         if (n < 0)
                 n = 0;
         if ((size_t) n >= sizeof msg)
                 n = sizeof msg - 1;
         return option_reply(conn, option, type, msg, (size_t) n);
+}
+
+int option_reply_error(nbdsdk_conn *conn, uint32_t option, uint32_t type, const char *format, ...) {
+        va_list ap;
+        va_start(ap, format);
+        int r = option_reply_verror(conn, option, type, format, ap);
+        va_end(ap);
+        return r;
+}
+
+/* Public API. */
+
+int nbdsdk_server_add_option(nbdsdk_server *s, uint32_t option, const char *name,
+                             nbdsdk_option_handler handler, void *userdata, unsigned flags) {
+        if (!s || !name || !handler || (flags & ~NBDSDK_OPTION_REPLACE))
+                return -EINVAL;
+        if (s->running)
+                return -EBUSY;
+        return option_registry_add(&s->options, option, name, (option_handler) handler, userdata,
+                                   flags & NBDSDK_OPTION_REPLACE);
+}
+
+int nbdsdk_conn_option_reply(nbdsdk_conn *conn, uint32_t type, const void *data, size_t length) {
+        if (!conn || conn->state != CONN_OPT_DISPATCH || conn->opt_answered || (length && !data) ||
+            length > UINT32_MAX)
+                return -EINVAL;
+        return option_reply(conn, conn->opt, type, data, length);
+}
+
+int nbdsdk_conn_option_error(nbdsdk_conn *conn, uint32_t type, const char *format, ...) {
+        if (!conn || !format || !(type & NBDSDK_REP_FLAG_ERROR) || conn->state != CONN_OPT_DISPATCH ||
+            conn->opt_answered)
+                return -EINVAL;
+        va_list ap;
+        va_start(ap, format);
+        int r = option_reply_verror(conn, conn->opt, type, format, ap);
+        va_end(ap);
+        return r;
 }

@@ -29,6 +29,7 @@ struct nbdsdk_request {
         uint64_t payload_len;    /* bytes of payload following the header */
         uint16_t type;
         uint16_t wire_flags;
+        const struct command_entry *command; /* a private command's registration */
         uint32_t flags;          /* NBDSDK_FUA ... for the callbacks */
 
         void *buf;               /* READ data or WRITE payload */
@@ -54,6 +55,9 @@ struct nbdsdk_request {
 
         /* Encoded block status reply (request-reply.c). */
         void *reply_buf;
+        /* A private command's reply data (commands.c). */
+        void *reply_data;
+        size_t reply_data_len;
 };
 
 /* Allocate a request on CONN (recycled from the connection's cache). */

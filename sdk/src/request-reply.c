@@ -54,8 +54,16 @@ static void reply_simple(nbdsdk_request *req) {
         wire_put32(h, NBDSDK_MAGIC_SIMPLE_REPLY);
         wire_put32(h + 4, req->error);
         wire_put64(h + 8, req->cookie);
-        bool data = req->error == 0 && req->type == NBDSDK_CMD_READ;
-        push(req, h, sizeof h, data ? req->buf : NULL, data ? req->length : 0, true);
+        const void *data = NULL;
+        size_t len = 0;
+        if (req->error == 0 && req->type == NBDSDK_CMD_READ) {
+                data = req->buf;
+                len = req->length;
+        } else if (req->error == 0) {
+                data = req->reply_data;
+                len = req->reply_data_len;
+        }
+        push(req, h, sizeof h, data, len, true);
 }
 
 static void reply_error_chunk(nbdsdk_request *req) {
@@ -159,6 +167,14 @@ void request_reply(nbdsdk_request *req) {
                 reply_read(req);
         else if (req->type == NBDSDK_CMD_BLOCK_STATUS)
                 reply_block_status(req);
+        else if (req->reply_data_len) {
+                /* A private command's data, as one data chunk at the request's offset. */
+                uint8_t h[OUT_HEAD_MAX];
+                size_t n = chunk_header(req, h, NBDSDK_REPLY_FLAG_DONE, NBDSDK_REPLY_TYPE_OFFSET_DATA,
+                                        8 + req->reply_data_len);
+                wire_put64(h + n, req->offset);
+                push(req, h, n + 8, req->reply_data, req->reply_data_len, true);
+        }
         else if (conn->extended)
                 reply_done_chunk(req);
         else

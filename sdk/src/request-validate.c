@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Every rule a request must pass before a callback sees it (spec "Request
  * types", "Block size constraints", "Error values"). */
+#include "commands-internal.h"
 #include "conn-internal.h"
 #include "request-internal.h"
 #include "server-internal.h"
@@ -21,6 +22,48 @@ static bool command_writes(uint16_t type) {
 }
 
 #define FAIL(err, text) do { *retmsg = (text); return (err); } while (0)
+
+/* The export range rules (spec "Request types"): past the end is ENOSPC for
+ * writes and EINVAL otherwise; the minimum block size must be respected. */
+static uint32_t validate_range(nbdsdk_request *req, bool writes, const char **retmsg) {
+        const export_state *e = &req->conn->exp;
+        if (req->offset > e->size || req->length > e->size - req->offset)
+                FAIL(writes ? NBDSDK_ENOSPC : NBDSDK_EINVAL, "request runs past the end of the export");
+        /* The tail of an export whose size is not a multiple is exempt. */
+        uint64_t mask = e->min_block - 1;
+        if ((req->offset & mask) || ((req->length & mask) && req->offset + req->length != e->size))
+                FAIL(NBDSDK_EINVAL, "request not aligned to the minimum block size");
+        return 0;
+}
+
+/* A registered private command (nbdsdk_command(3)). */
+static uint32_t validate_private(nbdsdk_request *req, const char **retmsg) {
+        nbdsdk_conn *conn = req->conn;
+        const command_entry *c = req->type > NBDSDK_CMD_BLOCK_STATUS ? command_find(conn->server, req->type) : NULL;
+        if (!c)
+                FAIL(NBDSDK_EINVAL, "unknown command");
+        if (!command_enabled(conn, c))
+                FAIL(NBDSDK_EINVAL, "command not negotiated on this connection");
+        uint32_t cf = c->cmd.flags;
+        uint16_t allowed = (cf & NBDSDK_COMMAND_FUA) ? NBDSDK_CMD_FLAG_FUA : 0;
+        if (conn->extended && (cf & NBDSDK_COMMAND_PAYLOAD))
+                allowed |= NBDSDK_CMD_FLAG_PAYLOAD_LEN;
+        if (req->wire_flags & ~allowed)
+                FAIL(NBDSDK_EINVAL, "command flag not valid for this command");
+        if (conn->extended && (cf & NBDSDK_COMMAND_PAYLOAD) && !(req->wire_flags & NBDSDK_CMD_FLAG_PAYLOAD_LEN))
+                FAIL(NBDSDK_EINVAL, "this command needs NBD_CMD_FLAG_PAYLOAD_LEN");
+        if ((cf & NBDSDK_COMMAND_WRITES) && !conn->exp.writable)
+                FAIL(NBDSDK_EPERM, "the export is read-only");
+        uint64_t max = c->cmd.max_length ? c->cmd.max_length : conn->exp.max_block;
+        if (req->length > max)
+                FAIL(NBDSDK_EINVAL, "request longer than this command allows");
+        uint32_t err = (cf & NBDSDK_COMMAND_RANGE) ? validate_range(req, cf & NBDSDK_COMMAND_WRITES, retmsg) : 0;
+        if (err)
+                return err;
+        req->command = c;
+        req->flags = (req->wire_flags & NBDSDK_CMD_FLAG_FUA) ? NBDSDK_FUA : 0;
+        return 0;
+}
 
 uint32_t request_validate(nbdsdk_request *req, const char **retmsg) {
         nbdsdk_conn *conn = req->conn;
@@ -56,7 +99,7 @@ uint32_t request_validate(nbdsdk_request *req, const char **retmsg) {
                         FAIL(NBDSDK_EINVAL, "NBD_CMD_BLOCK_STATUS without a selected metadata context");
                 break;
         default:
-                FAIL(NBDSDK_EINVAL, "unknown command");
+                return validate_private(req, retmsg);
         }
 
         /* Flags: known, allowed for this command, advertised. */
@@ -83,16 +126,10 @@ uint32_t request_validate(nbdsdk_request *req, const char **retmsg) {
         } else {
                 if (req->length == 0)
                         FAIL(NBDSDK_EINVAL, "zero-length request");
-                if (req->offset > e->size || req->length > e->size - req->offset) {
-                        if (req->type == NBDSDK_CMD_WRITE || req->type == NBDSDK_CMD_WRITE_ZEROES)
-                                FAIL(NBDSDK_ENOSPC, "request runs past the end of the export");
-                        FAIL(NBDSDK_EINVAL, "request runs past the end of the export");
-                }
-                /* The tail of an export whose size is not a multiple is exempt. */
-                uint64_t mask = e->min_block - 1;
-                if ((req->offset & mask) ||
-                    ((req->length & mask) && req->offset + req->length != e->size))
-                        FAIL(NBDSDK_EINVAL, "request not aligned to the minimum block size");
+                uint32_t err = validate_range(req, req->type == NBDSDK_CMD_WRITE ||
+                                                   req->type == NBDSDK_CMD_WRITE_ZEROES, retmsg);
+                if (err)
+                        return err;
                 if ((req->type == NBDSDK_CMD_READ || req->type == NBDSDK_CMD_WRITE) &&
                     req->length > e->max_block)
                         FAIL(NBDSDK_EINVAL, "request longer than the maximum payload");

@@ -55,6 +55,7 @@ void request_free(nbdsdk_request *req) {
         free(req->error_msg);
         free(req->scratch);
         free(req->reply_buf);
+        free(req->reply_data);
         if (req->buf_cap > REQUEST_KEEP_BUF) {
                 free(req->buf);
                 req->buf = NULL;

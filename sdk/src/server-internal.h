@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 #include <nbdsdk/nbdsdk.h>
+#include "commands-internal.h"
 #include "options-internal.h"
 #include "transport-internal.h"
 #include "workers-internal.h"
@@ -41,6 +42,8 @@ struct nbdsdk_server {
         bool running;            /* settings are frozen */
 
         option_registry options;
+        command_entry *commands;
+        size_t n_commands;
 
         listener *listeners;
         size_t n_listeners;

@@ -69,6 +69,7 @@ nbdsdk_server *nbdsdk_server_unref(nbdsdk_server *s) {
         nbdsdk_server_detach_event(s);
         completion_queue_fini(&s->completions);
         option_registry_fini(&s->options);
+        commands_fini(s);
         for (size_t i = 0; i < s->n_exports; i++) {
                 free(s->exports[i].name);
                 free(s->exports[i].description);

@@ -64,7 +64,11 @@ conn_step state_req_header(nbdsdk_conn *conn) {
                         req->payload_len = req->length;
         } else {
                 req->length = wire_get32(p + 24);
-                if (req->type == NBDSDK_CMD_WRITE)
+                /* Compact headers: the command alone says whether a payload follows. */
+                const command_entry *c;
+                if (req->type == NBDSDK_CMD_WRITE ||
+                    (req->type > NBDSDK_CMD_BLOCK_STATUS && (c = command_find(conn->server, req->type)) &&
+                     (c->cmd.flags & NBDSDK_COMMAND_PAYLOAD)))
                         req->payload_len = req->length;
         }
         conn->ipos += hsize;

@@ -11,6 +11,8 @@
 #include <nbdsdk/nbdsdk-request.h>
 #include <nbdsdk/nbdsdk-main.h>
 #include <nbdsdk/nbdsdk-log.h>
+#include <nbdsdk/nbdsdk-option.h>
+#include <nbdsdk/nbdsdk-command.h>
 
 #define NBDSDK_VERSION_MAJOR 0
 #define NBDSDK_VERSION_MINOR 1

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Extending option negotiation: handlers for NBD_OPT_* numbers, including
+ * private ones and replacements of the built-in options. See nbdsdk_option(3). */
+#ifndef NBDSDK_OPTION_H
+#define NBDSDK_OPTION_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <nbdsdk/nbdsdk-ops.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+#pragma GCC visibility push(default)
+
+/* Handle OPTION's DATA (LENGTH bytes, at most the server's option payload
+ * limit) on CONN: send any number of replies with nbdsdk_conn_option_reply(),
+ * ending with a final one (NBDSDK_REP_ACK or an error), and return 0; or
+ * return a negative errno to drop the connection. A handler that returns 0
+ * without a final reply makes the library answer NBDSDK_REP_ERR_INVALID. */
+typedef int (*nbdsdk_option_handler)(nbdsdk_conn *conn, uint32_t option, const void *data,
+                                     size_t length, void *userdata);
+
+/* Let HANDLER answer OPTION; NAME is for logs. With NBDSDK_OPTION_REPLACE an
+ * existing handler (a built-in one too) is replaced. Returns 0, -EINVAL,
+ * -EEXIST (taken and not REPLACE), -EBUSY (the server runs), -ENOMEM. */
+#define NBDSDK_OPTION_REPLACE (1u << 0)
+int nbdsdk_server_add_option(nbdsdk_server *server, uint32_t option, const char *name,
+                             nbdsdk_option_handler handler, void *userdata, unsigned flags);
+
+/* From an option handler: reply to the option being handled with TYPE
+ * (NBDSDK_REP_*) and DATA (copied). Error types (bit 31) and ACK are final.
+ * Returns 0, -EINVAL (not inside an option handler, or a reply after the
+ * final one), -ENOMEM. */
+int nbdsdk_conn_option_reply(nbdsdk_conn *conn, uint32_t type, const void *data, size_t length);
+/* The same for an error TYPE carrying a printf-style message. */
+int nbdsdk_conn_option_error(nbdsdk_conn *conn, uint32_t type, const char *format, ...)
+        __attribute__((format(printf, 3, 4)));
+
+#pragma GCC visibility pop
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,234 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Extending the protocol: a private option that, once negotiated, makes
+ * private commands legal on that connection; replacing a built-in option;
+ * and the registration rules (nbdsdk_option(3), nbdsdk_command(3)). */
+#include <errno.h>
+#include <stdlib.h>
+#include "tcase.h"
+#include "tclient.h"
+#include "testdisk.h"
+#include "wire-internal.h"
+
+#define OPT_X_SYNC 0x4e530001u   /* a private option */
+#define CMD_X_PUSH 0x40          /* payload in, writes, per connection, in range */
+#define CMD_X_STATS 0x41         /* data out, per connection */
+
+static testdisk *td;
+static nbdsdk_server *server;
+static char pushed[64];
+static size_t pushed_len;
+static unsigned handler_calls;
+
+static int x_sync(nbdsdk_conn *conn, uint32_t option, const void *data, size_t len, void *ud) {
+        CHECK(option == OPT_X_SYNC && ud == &handler_calls, "handler gets its option and userdata");
+        handler_calls++;
+        if (len != 5 || memcmp(data, "hello", 5) != 0)
+                return nbdsdk_conn_option_error(conn, NBDSDK_REP_ERR_INVALID, "X_SYNC wants \"hello\", got %zu bytes", len);
+        CHECK(nbdsdk_conn_enable_command(conn, CMD_X_PUSH) == 0, "enable push");
+        CHECK(nbdsdk_conn_enable_command(conn, CMD_X_STATS) == 0, "enable stats");
+        CHECK(nbdsdk_conn_enable_command(conn, 0x99) == -ENOENT, "unregistered command");
+        uint8_t info[4];
+        wire_put32(info, 2);
+        CHECK(nbdsdk_conn_option_reply(conn, 0x42, info, sizeof info) == 0, "a non-final reply");
+        CHECK(nbdsdk_conn_option_reply(conn, NBDSDK_REP_ACK, NULL, 0) == 0, "final ACK");
+        CHECK(nbdsdk_conn_option_reply(conn, NBDSDK_REP_ACK, NULL, 0) == -EINVAL, "nothing after the final reply");
+        return 0;
+}
+
+static int x_silent(nbdsdk_conn *conn, uint32_t option, const void *data, size_t len, void *ud) {
+        (void) conn; (void) option; (void) data; (void) len; (void) ud;
+        return 0; /* forgets to answer */
+}
+
+static int x_list(nbdsdk_conn *conn, uint32_t option, const void *data, size_t len, void *ud) {
+        (void) option; (void) data; (void) len; (void) ud;
+        return nbdsdk_conn_option_error(conn, NBDSDK_REP_ERR_POLICY, "listing is not allowed here");
+}
+
+static int x_push(nbdsdk_request *req, void *ud) {
+        (void) ud;
+        size_t len;
+        const void *p = nbdsdk_request_get_payload(req, &len);
+        CHECK(len == nbdsdk_request_get_length(req) && len <= sizeof pushed, "the payload has the request's length");
+        memcpy(pushed, p, len);
+        pushed_len = len;
+        return 0;
+}
+
+static int x_stats(nbdsdk_request *req, void *ud) {
+        (void) ud;
+        char text[32];
+        int n = snprintf(text, sizeof text, "calls=%u", handler_calls);
+        return nbdsdk_request_set_reply_data(req, text, (size_t) n);
+}
+
+static void setup(bool read_only) {
+        td = td_new(1 << 20);
+        server = td_server(td);
+        handler_calls = 0;
+        pushed_len = 0;
+        CHECK(nbdsdk_server_set_read_only(server, read_only) == 0, "read-only");
+        CHECK(nbdsdk_server_add_option(server, OPT_X_SYNC, "X_SYNC", x_sync, &handler_calls, 0) == 0, "option");
+        const struct nbdsdk_command push = { "X_PUSH", CMD_X_PUSH,
+                NBDSDK_COMMAND_PAYLOAD | NBDSDK_COMMAND_WRITES | NBDSDK_COMMAND_PER_CONNECTION | NBDSDK_COMMAND_RANGE,
+                64, x_push };
+        const struct nbdsdk_command stats = { "X_STATS", CMD_X_STATS,
+                NBDSDK_COMMAND_DATA_OUT | NBDSDK_COMMAND_PER_CONNECTION, 0, x_stats };
+        CHECK(nbdsdk_server_add_command(server, &push, sizeof push, NULL) == 0, "push");
+        CHECK(nbdsdk_server_add_command(server, &stats, sizeof stats, NULL) == 0, "stats");
+}
+
+static void teardown(void) {
+        server = nbdsdk_server_unref(server);
+        td_free(td);
+}
+
+static void send_push(tclient *tc, uint64_t cookie, uint64_t offset, const char *text) {
+        size_t n = strlen(text);
+        tc_request(tc, tc->extended ? NBDSDK_CMD_FLAG_PAYLOAD_LEN : 0, CMD_X_PUSH, cookie, offset, n, text, n);
+}
+
+static void private_commands_need_the_private_option(void) {
+        setup(false);
+        tclient *tc = tc_connect_fixed(server);
+        tc_go(tc, "", NULL, NULL);
+        send_push(tc, 1, 0, "abcdefgh");
+        CHECK(tc_simple_reply(tc, 1, NULL, 0) == NBDSDK_EINVAL, "not negotiated: EINVAL");
+        CHECK(pushed_len == 0, "the handler did not run");
+        tc_request(tc, 0, CMD_X_STATS, 2, 0, 0, NULL, 0);
+        CHECK(tc_simple_reply(tc, 2, NULL, 0) == NBDSDK_EINVAL, "not negotiated: EINVAL");
+        /* The refused push's payload was skipped: the stream is in sync. */
+        uint8_t buf[512];
+        tc_request(tc, 0, NBDSDK_CMD_READ, 3, 0, sizeof buf, NULL, 0);
+        CHECK(tc_simple_reply(tc, 3, buf, sizeof buf) == 0, "a read after the refused commands works");
+        tc_request(tc, 0, 0x55, 4, 0, 0, NULL, 0);
+        CHECK(tc_simple_reply(tc, 4, NULL, 0) == NBDSDK_EINVAL, "an unregistered command is unknown");
+        tc_free(tc);
+        teardown();
+}
+
+static void negotiated_private_commands_work(void) {
+        setup(false);
+        for (int structured = 0; structured < 2; structured++) {
+                tclient *tc = tc_connect_fixed(server);
+                if (structured)
+                        tc_structured(tc);
+                tc_send_option(tc, OPT_X_SYNC, "hello", 5);
+                uint8_t *d;
+                uint32_t len;
+                CHECK(tc_option_reply(tc, OPT_X_SYNC, &d, &len) == 0x42 && len == 4 && wire_get32(d) == 2,
+                      "the handler's own reply type and data");
+                free(d);
+                CHECK(tc_option_reply(tc, OPT_X_SYNC, NULL, NULL) == NBDSDK_REP_ACK, "then its ACK");
+                tc_go(tc, "", NULL, NULL);
+                send_push(tc, 10, 4096, "abcdefgh");
+                CHECK(tc_reply_status(tc, 10) == 0, "push succeeds");
+                CHECK(pushed_len == 8 && memcmp(pushed, "abcdefgh", 8) == 0, "the handler got the payload");
+                send_push(tc, 11, (1 << 20) - 4, "abcdefgh");
+                CHECK(tc_reply_status(tc, 11) == NBDSDK_ENOSPC, "a range command past the end: ENOSPC");
+                char big[100];
+                memset(big, 'x', sizeof big - 1);
+                big[sizeof big - 1] = 0;
+                send_push(tc, 12, 0, big);
+                CHECK(tc_reply_status(tc, 12) == NBDSDK_EINVAL, "over max_length: EINVAL");
+                tc_request(tc, 0, CMD_X_STATS, 13, 0, 0, NULL, 0);
+                char text[32] = "";
+                if (structured) {
+                        uint16_t flags;
+                        uint8_t *p;
+                        uint64_t plen;
+                        CHECK(tc_chunk(tc, 13, &flags, &p, &plen) == NBDSDK_REPLY_TYPE_OFFSET_DATA &&
+                              (flags & NBDSDK_REPLY_FLAG_DONE), "reply data as one final data chunk");
+                        memcpy(text, p + 8, plen - 8);
+                        free(p);
+                } else
+                        CHECK(tc_simple_reply(tc, 13, text, 7) == 0, "reply data after a simple reply");
+                CHECK(strncmp(text, "calls=", 6) == 0, "the reply data: \"%s\"", text);
+                tc_free(tc);
+        }
+        teardown();
+}
+
+static void private_commands_under_extended_headers(void) {
+        setup(false);
+        tclient *tc = tc_connect_fixed(server);
+        tc_extended(tc);
+        tc_option_expect(tc, OPT_X_SYNC, "hello", 5, 0x42);
+        CHECK(tc_option_reply(tc, OPT_X_SYNC, NULL, NULL) == NBDSDK_REP_ACK, "ACK");
+        tc_go(tc, "", NULL, NULL);
+        send_push(tc, 1, 0, "xyz");
+        CHECK(tc_reply_status(tc, 1) == 0 && pushed_len == 3, "push with PAYLOAD_LEN");
+        tc_request(tc, 0, CMD_X_PUSH, 2, 0, 3, NULL, 0);
+        CHECK(tc_reply_status(tc, 2) == NBDSDK_EINVAL, "a payload command without PAYLOAD_LEN: EINVAL");
+        tc_free(tc);
+        teardown();
+}
+
+static void writing_command_on_read_only_export(void) {
+        setup(true);
+        tclient *tc = tc_connect_fixed(server);
+        tc_option_expect(tc, OPT_X_SYNC, "hello", 5, 0x42);
+        CHECK(tc_option_reply(tc, OPT_X_SYNC, NULL, NULL) == NBDSDK_REP_ACK, "ACK");
+        tc_go(tc, "", NULL, NULL);
+        send_push(tc, 1, 0, "abc");
+        CHECK(tc_simple_reply(tc, 1, NULL, 0) == NBDSDK_EPERM, "a writing command on a read-only export: EPERM");
+        CHECK(pushed_len == 0, "the handler did not run");
+        tc_free(tc);
+        teardown();
+}
+
+static void malformed_private_option_and_silent_handler(void) {
+        setup(false);
+        CHECK(nbdsdk_server_add_option(server, 0x4e530002, "X_SILENT", x_silent, NULL, 0) == 0, "silent");
+        tclient *tc = tc_connect_fixed(server);
+        tc_option_expect(tc, OPT_X_SYNC, "bye", 3, NBDSDK_REP_ERR_INVALID);
+        tc_option_expect(tc, 0x4e530002, NULL, 0, NBDSDK_REP_ERR_INVALID);
+        tc_check_in_sync(tc);
+        tc_go(tc, "", NULL, NULL);
+        send_push(tc, 1, 0, "abc");
+        CHECK(tc_simple_reply(tc, 1, NULL, 0) == NBDSDK_EINVAL, "a failed negotiation enables nothing");
+        tc_free(tc);
+        teardown();
+}
+
+static void replacing_a_builtin_option(void) {
+        setup(false);
+        CHECK(nbdsdk_server_add_option(server, NBDSDK_OPT_LIST, "LIST", x_list, NULL, 0) == -EEXIST,
+              "taken without REPLACE");
+        CHECK(nbdsdk_server_add_option(server, NBDSDK_OPT_LIST, "LIST", x_list, NULL, NBDSDK_OPTION_REPLACE) == 0,
+              "replaced");
+        tclient *tc = tc_connect_fixed(server);
+        tc_option_expect(tc, NBDSDK_OPT_LIST, NULL, 0, NBDSDK_REP_ERR_POLICY);
+        tc_free(tc);
+        teardown();
+}
+
+static void registration_rules(void) {
+        setup(false);
+        struct nbdsdk_command c = { "X", NBDSDK_CMD_FLUSH, 0, 0, x_push };
+        CHECK(nbdsdk_server_add_command(server, &c, sizeof c, NULL) == -EEXIST, "a standard number is taken");
+        c.type = CMD_X_PUSH;
+        CHECK(nbdsdk_server_add_command(server, &c, sizeof c, NULL) == -EEXIST, "registered twice");
+        c.type = 0x60;
+        c.flags = 1u << 20;
+        CHECK(nbdsdk_server_add_command(server, &c, sizeof c, NULL) == -EINVAL, "unknown flags");
+        c.flags = 0;
+        c.handle = NULL;
+        CHECK(nbdsdk_server_add_command(server, &c, sizeof c, NULL) == -EINVAL, "no handler");
+        CHECK(nbdsdk_server_add_command(server, &c, 4, NULL) == -EINVAL, "too small a struct");
+        CHECK(nbdsdk_server_add_option(server, 7000, "X", NULL, NULL, 0) == -EINVAL, "no handler");
+        CHECK(nbdsdk_server_add_option(server, 7000, "X", x_list, NULL, 1u << 9) == -EINVAL, "unknown flags");
+        CHECK(nbdsdk_conn_option_reply(NULL, NBDSDK_REP_ACK, NULL, 0) == -EINVAL, "no connection");
+        tclient *tc = tc_connect_fixed(server); /* the server runs now */
+        CHECK(nbdsdk_conn_option_reply(tc->conn, NBDSDK_REP_ACK, NULL, 0) == -EINVAL, "not inside a handler");
+        c.type = 0x61;
+        c.handle = x_push;
+        CHECK(nbdsdk_server_add_command(server, &c, sizeof c, NULL) == -EBUSY, "after start");
+        CHECK(nbdsdk_server_add_option(server, 7000, "X", x_list, NULL, 0) == -EBUSY, "after start");
+        tc_free(tc);
+        teardown();
+}
+
+TCASE_MAIN(T(private_commands_need_the_private_option), T(negotiated_private_commands_work),
+           T(private_commands_under_extended_headers), T(writing_command_on_read_only_export),
+           T(malformed_private_option_and_silent_handler), T(replacing_a_builtin_option), T(registration_rules))

@@ -169,26 +169,36 @@ static int step_cache(nbdsdk_request *req) {
         return ops->pread(req, req->scratch, chunk, off, 0, UD(req));
 }
 
+/* One step per selected context: base:allocation from the backend (or one
+ * allocated extent without it), registered contexts from their namespace. */
 static int step_block_status(nbdsdk_request *req) {
-        nbdsdk_extents *x = &req->extents;
+        const meta_selection *m = &req->conn->meta;
         if (req->step == 0) {
-                extents_init(x, req->offset, req->length);
-                if (!EXP(req)->extents) {
-                        /* Without the callback: all allocated, contents unknown (always true). */
-                        req->step = STEP_DONE;
-                        return nbdsdk_extents_add(x, req->length, 0);
-                }
+                if (!(req->contexts = calloc(m->n, sizeof *req->contexts)))
+                        return -ENOMEM;
+                req->n_contexts = m->n;
+                req->progress = 0;
                 req->step = 1;
-                return OPS(req)->block_status(req, req->length, req->offset, req->flags & NBDSDK_REQ_ONE,
-                                              x, UD(req));
         }
-        req->step = STEP_DONE;
-        if (x->n == 0) {
-                log_error("block_status callback reported no extents for %llu+%llu",
-                          (unsigned long long) req->offset, (unsigned long long) req->length);
+        if (req->progress > 0 && req->contexts[req->progress - 1].n == 0) {
+                log_error("block status for %s reported no extents", m->v[req->progress - 1].name);
                 return -EIO;
         }
-        return 0;
+        if (req->progress == m->n) {
+                req->step = STEP_DONE;
+                return 0;
+        }
+        const meta_context *c = &m->v[req->progress];
+        nbdsdk_extents *x = &req->contexts[req->progress++];
+        extents_init(x, req->offset, req->length);
+        uint32_t flags = req->flags & NBDSDK_REQ_ONE;
+        if (c->ns) {
+                x->any_status = true;
+                return c->ns->ns.block_status(req, c->name, req->length, req->offset, flags, x, c->ns->userdata);
+        }
+        if (!EXP(req)->extents)
+                return nbdsdk_extents_add(x, req->length, 0); /* allocated, contents unknown: always true */
+        return OPS(req)->block_status(req, req->length, req->offset, flags, x, UD(req));
 }
 
 static int step(nbdsdk_request *req) {

@@ -22,7 +22,8 @@ void extents_fini(nbdsdk_extents *e) {
 }
 
 int nbdsdk_extents_add(nbdsdk_extents *e, uint64_t length, uint32_t type) {
-        if (!e || length == 0 || (type & ~(uint32_t) (NBDSDK_EXTENT_HOLE | NBDSDK_EXTENT_ZERO)))
+        if (!e || length == 0 ||
+            (!e->any_status && (type & ~(uint32_t) (NBDSDK_EXTENT_HOLE | NBDSDK_EXTENT_ZERO))))
                 return -EINVAL;
         if (e->next >= e->end)
                 return 0;

@@ -396,8 +396,17 @@ static int serve(main_state *m) {
                 status = write_pidfile(m);
         if (m->exit_with_parent)
                 (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
+        /* start: after the fork, before the server runs (so it may still
+         * register options, commands and metadata namespaces). */
+        const struct nbdsdk_ops *ops = &m->server->ops;
+        bool started = status == 0;
+        int r;
+        if (started && ops->start && (r = ops->start(m->server, m->server->userdata)) < 0) {
+                status = fail(m, "the server could not start: %s", strerror(-r));
+                started = false;
+        }
         sd_event *e = NULL;
-        int r = status == 0 ? sd_event_new(&e) : 0;
+        r = status == 0 ? sd_event_new(&e) : 0;
         if (r < 0)
                 status = fail(m, "cannot create the event loop: %s", strerror(-r));
         if (status == 0) {
@@ -411,12 +420,6 @@ static int serve(main_state *m) {
                 (void) sd_event_add_signal(e, NULL, SIGTERM, on_signal, m);
                 if ((r = nbdsdk_server_attach_event(m->server, e, 0)) < 0)
                         status = fail(m, "cannot attach to the event loop: %s", strerror(-r));
-        }
-        const struct nbdsdk_ops *ops = &m->server->ops;
-        bool started = status == 0;
-        if (started && ops->start && (r = ops->start(m->server, m->server->userdata)) < 0) {
-                status = fail(m, "the server could not start: %s", strerror(-r));
-                started = false;
         }
         if (status == 0 && m->run)
                 status = start_run(m, uri ? uri : "");

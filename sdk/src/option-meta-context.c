@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* NBD_OPT_LIST_META_CONTEXT and NBD_OPT_SET_META_CONTEXT (spec "Metadata
- * querying"): only the base namespace exists, with base:allocation. */
+ * querying"): the base namespace (base:allocation) and the namespaces
+ * extensions registered (nbdsdk_meta(3)). */
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "conn-internal.h"
@@ -12,19 +14,80 @@
 
 static const char base_allocation[] = "base:allocation";
 
-/* Does QUERY select base:allocation? "base:" is a wildcard for LIST only;
- * other namespaces and unknown base: leaves are ignored, not errors. */
-static bool query_matches(const uint8_t *q, uint32_t qlen, bool list) {
-        if (qlen == sizeof base_allocation - 1 && memcmp(q, base_allocation, qlen) == 0)
-                return true;
-        return list && qlen == 5 && memcmp(q, "base:", 5) == 0;
+static bool is(const uint8_t *q, uint32_t qlen, const char *text) {
+        return qlen == strlen(text) && memcmp(q, text, qlen) == 0;
 }
 
-static int reply_context(nbdsdk_conn *conn, uint32_t option, uint32_t id) {
-        uint8_t buf[4 + sizeof base_allocation - 1];
+/* The registered namespace a query names ("ns:..."), or NULL: queries in
+ * unknown namespaces are ignored (spec). */
+static const meta_namespace_entry *query_namespace(nbdsdk_conn *conn, const uint8_t *q, uint32_t qlen) {
+        const uint8_t *colon = memchr(q, ':', qlen);
+        return colon ? server_find_meta_namespace(conn->server, (const char *) q, (size_t) (colon - q)) : NULL;
+}
+
+/* LIST: add what QUERY matches. "base:" is a wildcard for base (spec). */
+static int list_query(nbdsdk_conn *conn, const char *export_name, const uint8_t *q, uint32_t qlen,
+                      nbdsdk_meta_list *found) {
+        if (is(q, qlen, base_allocation) || is(q, qlen, "base:")) {
+                found->prefix = "base:";
+                return nbdsdk_meta_list_add(found, base_allocation);
+        }
+        const meta_namespace_entry *e = query_namespace(conn, q, qlen);
+        if (!e)
+                return 0;
+        size_t plen = strlen(e->ns.name) + 1;
+        char *prefix = strndup((const char *) q, plen), *leaf = strndup((const char *) q + plen, qlen - plen);
+        int r = prefix && leaf ? 0 : -ENOMEM;
+        if (r == 0) {
+                found->prefix = prefix;
+                r = e->ns.list(conn, export_name, leaf, found, e->userdata);
+        }
+        free(prefix);
+        free(leaf);
+        return r;
+}
+
+/* LIST with no query: everything of every namespace. */
+static int list_all(nbdsdk_conn *conn, const char *export_name, nbdsdk_meta_list *found) {
+        int r = list_query(conn, export_name, (const uint8_t *) "base:", 5, found);
+        for (size_t i = 0; r >= 0 && i < conn->server->n_meta_namespaces; i++) {
+                const char *name = conn->server->meta_namespaces[i].ns.name;
+                char *q;
+                if (asprintf(&q, "%s:", name) < 0)
+                        return -ENOMEM;
+                r = list_query(conn, export_name, (const uint8_t *) q, (uint32_t) strlen(q), found);
+                free(q);
+        }
+        return r;
+}
+
+/* SET: select what QUERY names exactly; "base:" selects nothing (spec). */
+static int set_query(nbdsdk_conn *conn, const char *export_name, const uint8_t *q, uint32_t qlen) {
+        if (is(q, qlen, base_allocation))
+                return meta_selection_add(&conn->meta, NULL, base_allocation);
+        const meta_namespace_entry *e = query_namespace(conn, q, qlen);
+        if (!e)
+                return 0;
+        char *name = strndup((const char *) q, qlen);
+        if (!name)
+                return -ENOMEM;
+        int r = e->ns.select(conn, export_name, name, e->userdata);
+        if (r == 1)
+                r = meta_selection_add(&conn->meta, e, name);
+        free(name);
+        return r < 0 ? r : 0;
+}
+
+static int reply_context(nbdsdk_conn *conn, uint32_t option, uint32_t id, const char *name) {
+        size_t n = strlen(name);
+        uint8_t *buf = malloc(4 + n);
+        if (!buf)
+                return -ENOMEM;
         wire_put32(buf, id);
-        memcpy(buf + 4, base_allocation, sizeof base_allocation - 1);
-        return option_reply(conn, option, NBDSDK_REP_META_CONTEXT, buf, sizeof buf);
+        memcpy(buf + 4, name, n);
+        int r = option_reply(conn, option, NBDSDK_REP_META_CONTEXT, buf, 4 + n);
+        free(buf);
+        return r;
 }
 
 int option_meta_context(nbdsdk_conn *conn, uint32_t option, const uint8_t *data, size_t len,
@@ -47,8 +110,8 @@ int option_meta_context(nbdsdk_conn *conn, uint32_t option, const uint8_t *data,
                 return option_reply_error(conn, option, NBDSDK_REP_ERR_TOO_BIG,
                                           "export name longer than %d bytes", NBDSDK_MAX_STRING);
         uint32_t nq = wire_get32(data + 4 + namelen);
-        size_t pos = 8 + namelen;
-        bool match = false;
+        size_t first = 8 + namelen, pos = first;
+        /* Check the whole layout before acting on any query. */
         for (uint32_t i = 0; i < nq; i++) {
                 if (len - pos < 4)
                         return option_reply_error(conn, option, NBDSDK_REP_ERR_INVALID,
@@ -61,7 +124,6 @@ int option_meta_context(nbdsdk_conn *conn, uint32_t option, const uint8_t *data,
                 if (qlen > NBDSDK_MAX_STRING)
                         return option_reply_error(conn, option, NBDSDK_REP_ERR_TOO_BIG,
                                                   "query %u is longer than %d bytes", i, NBDSDK_MAX_STRING);
-                match |= query_matches(data + pos, qlen, list);
                 pos += qlen;
         }
         if (pos != len)
@@ -74,18 +136,34 @@ int option_meta_context(nbdsdk_conn *conn, uint32_t option, const uint8_t *data,
         free(name);
         if (!x)
                 return option_reply_error(conn, option, NBDSDK_REP_ERR_UNKNOWN, "no such export");
-        /* Zero queries: LIST lists everything, SET selects nothing. */
-        if (list && nq == 0)
-                match = true;
+
+        nbdsdk_meta_list found = { 0 };
         int r = 0;
-        if (match) {
-                r = reply_context(conn, option, list ? 0 : META_ID_BASE_ALLOCATION);
-                if (!list) {
-                        conn->meta.base_allocation = true;
-                        conn->meta.export_name = strdup(x->name);
-                        if (!conn->meta.export_name)
-                                return -ENOMEM;
-                }
+        if (list && nq == 0)
+                r = list_all(conn, x->name, &found); /* spec: zero queries list everything */
+        pos = first;
+        for (uint32_t i = 0; r >= 0 && i < nq; i++) {
+                uint32_t qlen = wire_get32(data + pos);
+                const uint8_t *q = data + pos + 4;
+                pos += 4 + qlen;
+                r = list ? list_query(conn, x->name, q, qlen, &found) : set_query(conn, x->name, q, qlen);
+        }
+        if (r < 0) {
+                meta_list_clear(&found);
+                if (!list)
+                        meta_selection_clear(&conn->meta);
+                return r == -ENOMEM ? r : option_reply_error(conn, option, NBDSDK_REP_ERR_INVALID,
+                                                             "a metadata namespace failed: %s", strerror(-r));
+        }
+        if (list) {
+                for (size_t i = 0; r >= 0 && i < found.n; i++)
+                        r = reply_context(conn, option, 0, found.names[i]); /* spec: id SHOULD be 0 */
+                meta_list_clear(&found);
+        } else {
+                for (size_t i = 0; r >= 0 && i < conn->meta.n; i++)
+                        r = reply_context(conn, option, (uint32_t) i + 1, conn->meta.v[i].name);
+                if (r >= 0 && conn->meta.n && !(conn->meta.export_name = strdup(x->name)))
+                        r = -ENOMEM;
         }
         if (r >= 0)
                 r = option_reply(conn, option, NBDSDK_REP_ACK, NULL, 0);

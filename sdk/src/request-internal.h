@@ -16,6 +16,7 @@ struct nbdsdk_extents {
         uint64_t next;           /* where the next extent starts */
         struct nbdsdk_extent *v;
         size_t n, cap;
+        bool any_status;         /* a registered context: any 32-bit status */
 };
 
 struct nbdsdk_request {
@@ -53,6 +54,9 @@ struct nbdsdk_request {
         bool finished;           /* the data path is done; only the reply is left */
         void *scratch;
 
+        /* BLOCK_STATUS: the extents of each selected context, in order. */
+        nbdsdk_extents *contexts;
+        size_t n_contexts;
         /* Encoded block status reply (request-reply.c). */
         void *reply_buf;
         /* A private command's reply data (commands.c). */

@@ -118,39 +118,45 @@ static void reply_read(nbdsdk_request *req) {
         }
 }
 
+/* One chunk per selected context, the last one final. */
 static void reply_block_status(nbdsdk_request *req) {
-        const nbdsdk_extents *x = &req->extents;
         bool ext = req->conn->extended;
-        size_t n = x->n;
-        if ((req->flags & NBDSDK_REQ_ONE) && n > 1)
-                n = 1;
-        size_t esize = ext ? 16 : 8;
-        uint8_t *p = malloc(n * esize);
+        size_t esize = ext ? 16 : 8, total = 0;
+        for (size_t c = 0; c < req->n_contexts; c++)
+                total += req->contexts[c].n;
+        uint8_t *p = malloc(total * esize);
         if (!p) {
                 request_fail(req, NBDSDK_ENOMEM, "out of memory for the block status reply");
                 reply_error_chunk(req);
                 return;
         }
         req->reply_buf = p;
-        for (size_t i = 0; i < n; i++, p += esize) {
-                if (ext) {
-                        wire_put64(p, x->v[i].length);
-                        wire_put64(p + 8, x->v[i].type);
-                } else {
-                        /* Compact requests are shorter than 4 GiB, and so are their extents. */
-                        wire_put32(p, (uint32_t) x->v[i].length);
-                        wire_put32(p + 4, x->v[i].type);
+        for (size_t c = 0; c < req->n_contexts; c++) {
+                const nbdsdk_extents *x = &req->contexts[c];
+                size_t n = (req->flags & NBDSDK_REQ_ONE) && x->n > 1 ? 1 : x->n;
+                uint8_t *start = p;
+                for (size_t i = 0; i < n; i++, p += esize) {
+                        if (ext) {
+                                wire_put64(p, x->v[i].length);
+                                wire_put64(p + 8, x->v[i].type);
+                        } else {
+                                /* Compact requests are shorter than 4 GiB, and so are their extents. */
+                                wire_put32(p, (uint32_t) x->v[i].length);
+                                wire_put32(p + 4, x->v[i].type);
+                        }
                 }
+                uint8_t h[OUT_HEAD_MAX];
+                size_t extra = ext ? 8 : 4;
+                bool last = c + 1 == req->n_contexts;
+                size_t hl = chunk_header(req, h, last ? NBDSDK_REPLY_FLAG_DONE : 0,
+                                         ext ? NBDSDK_REPLY_TYPE_BLOCK_STATUS_EXT : NBDSDK_REPLY_TYPE_BLOCK_STATUS,
+                                         extra + n * esize);
+                wire_put32(h + hl, (uint32_t) c + 1); /* the context's id */
+                if (ext)
+                        wire_put32(h + hl + 4, (uint32_t) n);
+                if (!push(req, h, hl + extra, start, n * esize, last))
+                        return;
         }
-        uint8_t h[OUT_HEAD_MAX];
-        size_t extra = ext ? 8 : 4;
-        size_t hl = chunk_header(req, h, NBDSDK_REPLY_FLAG_DONE,
-                                 ext ? NBDSDK_REPLY_TYPE_BLOCK_STATUS_EXT : NBDSDK_REPLY_TYPE_BLOCK_STATUS,
-                                 extra + n * esize);
-        wire_put32(h + hl, META_ID_BASE_ALLOCATION);
-        if (ext)
-                wire_put32(h + hl + 4, (uint32_t) n);
-        push(req, h, hl + extra, req->reply_buf, n * esize, true);
 }
 
 void request_reply(nbdsdk_request *req) {

@@ -56,6 +56,9 @@ void request_free(nbdsdk_request *req) {
         free(req->scratch);
         free(req->reply_buf);
         free(req->reply_data);
+        for (size_t i = 0; i < req->n_contexts; i++)
+                extents_fini(&req->contexts[i]);
+        free(req->contexts);
         if (req->buf_cap > REQUEST_KEEP_BUF) {
                 free(req->buf);
                 req->buf = NULL;

@@ -6,6 +6,7 @@
 #include <systemd/sd-event.h>
 #include <nbdsdk/nbdsdk.h>
 #include "commands-internal.h"
+#include "meta-context-internal.h"
 #include "options-internal.h"
 #include "transport-internal.h"
 #include "workers-internal.h"
@@ -44,6 +45,8 @@ struct nbdsdk_server {
         option_registry options;
         command_entry *commands;
         size_t n_commands;
+        meta_namespace_entry *meta_namespaces;
+        size_t n_meta_namespaces;
 
         listener *listeners;
         size_t n_listeners;
@@ -70,6 +73,8 @@ struct nbdsdk_server {
 int server_start(nbdsdk_server *server);
 /* Close every connection, stop the workers, and drop what they finished. */
 void server_stop(nbdsdk_server *server);
+/* The registered namespace NAME (LEN bytes, no colon), or NULL. */
+const meta_namespace_entry *server_find_meta_namespace(nbdsdk_server *server, const char *name, size_t len);
 const export_entry *server_find_export(nbdsdk_server *server, const char *name);
 /* Close and forget every listener (server-listen.c). */
 void server_close_listeners(nbdsdk_server *server);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* A server for test-main-hooks.sh: its start and stop hooks leave traces
  * (start: the pid of the serving process; stop: "stopped"), and fail=1 makes
- * start fail. */
+ * start fail. start also registers a metadata namespace, x-hooks, whose one
+ * context x-hooks:odd marks every odd 64 KiB block with status 1. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,12 +34,43 @@ static void trace(const char *name, const char *text) {
         }
 }
 
+static int odd_list(nbdsdk_conn *conn, const char *export_name, const char *query, nbdsdk_meta_list *list,
+                    void *ud) {
+        (void) conn; (void) export_name; (void) ud;
+        return query[0] == '\0' || strcmp(query, "odd") == 0 ? nbdsdk_meta_list_add(list, "x-hooks:odd") : 0;
+}
+
+static int odd_select(nbdsdk_conn *conn, const char *export_name, const char *context, void *ud) {
+        (void) conn; (void) export_name; (void) ud;
+        return strcmp(context, "x-hooks:odd") == 0;
+}
+
+static int odd_status(nbdsdk_request *req, const char *context, uint64_t count, uint64_t offset, uint32_t flags,
+                      nbdsdk_extents *ext, void *ud) {
+        (void) req; (void) context; (void) flags; (void) ud;
+        for (uint64_t pos = offset; pos < offset + count;) {
+                uint64_t end = (pos / 65536 + 1) * 65536;
+                int r = nbdsdk_extents_add(ext, end - pos, (pos / 65536) & 1);
+                if (r < 0)
+                        return r;
+                pos = end;
+        }
+        return 0;
+}
+
+static const struct nbdsdk_meta_namespace odd_ns = {
+        .name = "x-hooks", .list = odd_list, .select = odd_select, .block_status = odd_status,
+};
+
 static int start(nbdsdk_server *server, void *ud) {
         (void) ud;
         if (!server)
                 return -EINVAL;
         if (fail_start)
                 return nbdsdk_error(-EIO, "start refused, as asked");
+        int r = nbdsdk_server_add_meta_namespace(server, &odd_ns, sizeof odd_ns, NULL);
+        if (r < 0)
+                return nbdsdk_error(r, "cannot register x-hooks");
         char pid[32];
         snprintf(pid, sizeof pid, "%d\n", (int) getpid());
         trace("started", pid);

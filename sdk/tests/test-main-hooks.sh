@@ -14,6 +14,15 @@ timeout 30 "$prog" -U "$tmp/sock" --pidfile "$tmp/pid" trace="$tmp"
 [ "$(cat "$tmp/started")" = "$(cat "$tmp/pid")" ] || fail "start did not run in the serving process"
 [ "$(timeout 10 nbdinfo --size "nbd+unix:///?socket=$tmp/sock")" = 1048576 ] || fail "not serving"
 [ ! -e "$tmp/stopped" ] || fail "stop ran while serving"
+
+# The metadata namespace registered in start is visible to a real client.
+uri="nbd+unix:///?socket=$tmp/sock"
+timeout 10 nbdinfo --list-meta-contexts "$uri" 2>/dev/null | grep -q 'x-hooks:odd' ||
+        timeout 10 nbdinfo --json "$uri" | grep -q '"x-hooks:odd"' || fail "x-hooks:odd is not listed"
+map=$(timeout 10 nbdinfo --map=x-hooks:odd "$uri")
+want=$(printf '%s\n' "0 65536 0" "65536 65536 1" | head -2)
+got=$(awk '{print $1, $2, $3}' <<<"$map" | head -2)
+[ "$got" = "$want" ] || fail "nbdinfo --map=x-hooks:odd showed: $map"
 pid=$(cat "$tmp/pid")
 kill -TERM "$pid"
 for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done

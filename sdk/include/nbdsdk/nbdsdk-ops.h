@@ -85,16 +85,18 @@ struct nbdsdk_ops {
                             uint32_t flags, nbdsdk_extents *extents, void *userdata);
 
         /* nbdsdk_main() only: START runs in the process that will serve (after
-         * the fork into the background), just before the first client; start
-         * threads here, not in config_complete. STOP runs once every connection
-         * has finished. */
+         * the fork into the background), before the server runs; start threads
+         * here, not in config_complete, and register extensions (options,
+         * commands, metadata namespaces). STOP runs once every connection has
+         * finished. */
         int (*start)(nbdsdk_server *server, void *userdata);
         void (*stop)(nbdsdk_server *server, void *userdata);
 };
 
-/* Append an extent of LENGTH bytes and TYPE (NBDSDK_EXTENT_*) right after the
- * previous one (the first starts at the request's offset). Extents past the
- * requested range are ignored; adjacent extents of one type are merged.
+/* Append an extent of LENGTH bytes and TYPE (NBDSDK_EXTENT_* for base:allocation;
+ * any 32-bit status for a context of your own, see nbdsdk_meta(3)) right after
+ * the previous one (the first starts at the request's offset). Extents past
+ * the requested range are ignored; adjacent extents of one type are merged.
  * Returns 0, -EINVAL (zero length, unknown type bits), -ENOMEM. */
 int nbdsdk_extents_add(nbdsdk_extents *extents, uint64_t length, uint32_t type);
 

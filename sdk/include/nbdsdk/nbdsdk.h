@@ -13,6 +13,7 @@
 #include <nbdsdk/nbdsdk-log.h>
 #include <nbdsdk/nbdsdk-option.h>
 #include <nbdsdk/nbdsdk-command.h>
+#include <nbdsdk/nbdsdk-meta.h>
 
 #define NBDSDK_VERSION_MAJOR 0
 #define NBDSDK_VERSION_MINOR 1

@@ -229,6 +229,120 @@ static void registration_rules(void) {
         teardown();
 }
 
+/* A metadata namespace with two contexts: x-test:dirty (status 4 on the first
+ * 8 KiB, 0 after) and x-test:epoch (one extent of status 7). */
+static int ns_list(nbdsdk_conn *conn, const char *export_name, const char *query, nbdsdk_meta_list *list,
+                   void *ud) {
+        (void) conn; (void) ud;
+        CHECK(strcmp(export_name, "") == 0, "list gets the export name");
+        CHECK(nbdsdk_meta_list_add(list, "base:allocation") == -EINVAL, "only this namespace's names");
+        int r = 0;
+        if (!query[0] || strcmp(query, "dirty") == 0)
+                r = nbdsdk_meta_list_add(list, "x-test:dirty");
+        if (r == 0 && (!query[0] || strcmp(query, "epoch") == 0))
+                r = nbdsdk_meta_list_add(list, "x-test:epoch");
+        return r;
+}
+
+static int ns_select(nbdsdk_conn *conn, const char *export_name, const char *context, void *ud) {
+        (void) conn; (void) export_name; (void) ud;
+        return strcmp(context, "x-test:dirty") == 0 || strcmp(context, "x-test:epoch") == 0;
+}
+
+static int ns_status(nbdsdk_request *req, const char *context, uint64_t count, uint64_t offset, uint32_t flags,
+                     nbdsdk_extents *ext, void *ud) {
+        (void) req; (void) flags; (void) ud;
+        if (strcmp(context, "x-test:epoch") == 0)
+                return nbdsdk_extents_add(ext, count, 7);
+        int r = offset < 8192 ? nbdsdk_extents_add(ext, 8192 - offset, 4) : 0;
+        return r < 0 ? r : nbdsdk_extents_add(ext, count, 0);
+}
+
+static const struct nbdsdk_meta_namespace x_test = {
+        .name = "x-test", .list = ns_list, .select = ns_select, .block_status = ns_status,
+};
+
+/* Send a LIST or SET with QUERIES; collect the context names (and ids). */
+static unsigned meta_option(tclient *tc, uint32_t option, const char *const *queries, unsigned nq,
+                            char names[][32], uint32_t *ids) {
+        uint8_t buf[512];
+        size_t pos = 8;
+        wire_put32(buf, 0);
+        wire_put32(buf + 4, nq);
+        for (unsigned i = 0; i < nq; i++) {
+                size_t l = strlen(queries[i]);
+                wire_put32(buf + pos, (uint32_t) l);
+                memcpy(buf + pos + 4, queries[i], l);
+                pos += 4 + l;
+        }
+        tc_send_option(tc, option, buf, (uint32_t) pos);
+        unsigned n = 0;
+        for (;;) {
+                uint8_t *d;
+                uint32_t len;
+                uint32_t type = tc_option_reply(tc, option, &d, &len);
+                if (type == NBDSDK_REP_ACK) {
+                        free(d);
+                        return n;
+                }
+                CHECK(type == NBDSDK_REP_META_CONTEXT && len > 4 && len - 4 < 32, "a META_CONTEXT reply (0x%x)", type);
+                ids[n] = wire_get32(d);
+                memcpy(names[n], d + 4, len - 4);
+                names[n][len - 4] = 0;
+                n++;
+                free(d);
+        }
+}
+
+static void registered_metadata_namespace(void) {
+        setup(false);
+        CHECK(nbdsdk_server_add_meta_namespace(server, &x_test, sizeof x_test, NULL) == 0, "register");
+        CHECK(nbdsdk_server_add_meta_namespace(server, &x_test, sizeof x_test, NULL) == -EEXIST, "twice");
+        struct nbdsdk_meta_namespace bad = x_test;
+        bad.name = "base";
+        CHECK(nbdsdk_server_add_meta_namespace(server, &bad, sizeof bad, NULL) == -EEXIST, "base is taken");
+        bad.name = "x:y";
+        CHECK(nbdsdk_server_add_meta_namespace(server, &bad, sizeof bad, NULL) == -EINVAL, "a colon in the name");
+        tclient *tc = tc_connect_fixed(server);
+        tc_structured(tc);
+        char names[8][32];
+        uint32_t ids[8];
+        unsigned n = meta_option(tc, NBDSDK_OPT_LIST_META_CONTEXT, NULL, 0, names, ids);
+        CHECK(n == 3 && strcmp(names[0], "base:allocation") == 0 && strcmp(names[1], "x-test:dirty") == 0 &&
+              strcmp(names[2], "x-test:epoch") == 0, "LIST with no query lists every namespace (%u)", n);
+        const char *q1[] = { "x-test:dirty" };
+        n = meta_option(tc, NBDSDK_OPT_LIST_META_CONTEXT, q1, 1, names, ids);
+        CHECK(n == 1 && strcmp(names[0], "x-test:dirty") == 0 && ids[0] == 0, "LIST one context, id 0");
+        const char *q2[] = { "x-test:dirty", "x-other:thing", "base:allocation", "x-test:nope" };
+        n = meta_option(tc, NBDSDK_OPT_SET_META_CONTEXT, q2, 4, names, ids);
+        CHECK(n == 2 && strcmp(names[0], "x-test:dirty") == 0 && strcmp(names[1], "base:allocation") == 0 &&
+              ids[0] != ids[1] && ids[0] && ids[1], "SET selects the known contexts with distinct ids");
+        tc_go(tc, "", NULL, NULL);
+        tc_request(tc, 0, NBDSDK_CMD_BLOCK_STATUS, 9, 4096, 65536, NULL, 0);
+        bool seen_dirty = false, seen_base = false;
+        for (int chunk = 0; chunk < 2; chunk++) {
+                uint16_t flags;
+                uint8_t *p;
+                uint64_t len;
+                CHECK(tc_chunk(tc, 9, &flags, &p, &len) == NBDSDK_REPLY_TYPE_BLOCK_STATUS, "a block status chunk");
+                CHECK(!(flags & NBDSDK_REPLY_FLAG_DONE) == (chunk == 0), "only the last chunk is final");
+                uint32_t id = wire_get32(p);
+                if (id == ids[0]) {
+                        CHECK(len == 4 + 16 && wire_get32(p + 4) == 4096 && wire_get32(p + 8) == 4 &&
+                              wire_get32(p + 16) == 0, "x-test:dirty's own statuses");
+                        seen_dirty = true;
+                } else {
+                        CHECK(id == ids[1], "the other chunk is base:allocation's");
+                        seen_base = true;
+                }
+                free(p);
+        }
+        CHECK(seen_dirty && seen_base, "one chunk per selected context");
+        tc_free(tc);
+        teardown();
+}
+
 TCASE_MAIN(T(private_commands_need_the_private_option), T(negotiated_private_commands_work),
            T(private_commands_under_extended_headers), T(writing_command_on_read_only_export),
-           T(malformed_private_option_and_silent_handler), T(replacing_a_builtin_option), T(registration_rules))
+           T(malformed_private_option_and_silent_handler), T(replacing_a_builtin_option), T(registration_rules),
+           T(registered_metadata_namespace))

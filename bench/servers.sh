@@ -1,0 +1,91 @@
+# shellcheck shell=bash disable=SC2034  # sourced by bench/run, which uses the variables
+# The servers bench/run knows, sourced by it.  To add a server (an nbdsdk
+# example as it lands, say), give it a line in server_info and a branch in
+# server_command; nothing else changes.
+#
+# Inputs (set by bench/run): WORK (tmpfs directory), DISK (the tmpfs file the
+# file servers export), SIZE (bytes), RAMDISK, QEMU_LIKE, ECHO (binaries;
+# the limit row's echo is built from bench/echo.c with cc).
+
+# Default order; "limit" is the echo program of the limit row.
+ALL_SERVERS=(ramdisk ramdisk-t2 nbdkit-memory nbdkit-null
+             qemu-like qemu-nbd nbdkit-file nbd-server limit)
+
+# server_info NAME: sets
+#   SRV_CLASS  memory (its own RAM) | file (serves $DISK) | limit
+#   SRV_ROLE   ours (nbdsdk) | peer (what ours is compared to) |
+#              floor (does no storage work: a bound, not a peer) | limit
+#   SRV_TOOL   the program that must exist for the server to run
+#   SRV_FORKS  1 when it serves each connection in a child process
+server_info()
+{
+    SRV_FORKS=0
+    case $1 in
+        ramdisk|ramdisk-t2) SRV_CLASS=memory SRV_ROLE=ours SRV_TOOL=$RAMDISK ;;
+        nbdkit-memory)      SRV_CLASS=memory SRV_ROLE=peer SRV_TOOL=nbdkit ;;
+        nbdkit-null)        SRV_CLASS=memory SRV_ROLE=floor SRV_TOOL=nbdkit ;;
+        qemu-like)          SRV_CLASS=file SRV_ROLE=ours SRV_TOOL=$QEMU_LIKE ;;
+        qemu-nbd)           SRV_CLASS=file SRV_ROLE=peer SRV_TOOL=qemu-nbd ;;
+        nbdkit-file)        SRV_CLASS=file SRV_ROLE=peer SRV_TOOL=nbdkit ;;
+        nbd-server)         SRV_CLASS=file SRV_ROLE=peer SRV_TOOL=nbd-server
+                            SRV_FORKS=1 ;;
+        limit)              SRV_CLASS=limit SRV_ROLE=limit SRV_TOOL=cc ;;
+        *) echo "bench: unknown server '$1'" >&2; return 1 ;;
+    esac
+}
+
+# server_command NAME TRANSPORT SOCKET PORT: sets
+#   SRV_CMD      the command line (foreground unless SRV_PIDFILE is set)
+#   SRV_EXPORT   the export name clients ask for
+#   SRV_PIDFILE  where a server that daemonizes writes its process id
+# TRANSPORT is unix (listen on SOCKET) or tcp (listen on 127.0.0.1:PORT).
+server_command()
+{
+    local name=$1 transport=$2 sock=$3 port=$4
+    local -a listen
+    SRV_EXPORT="" SRV_PIDFILE=""
+    case $name in
+        ramdisk*)
+            if [[ $transport == unix ]]; then listen=(-U "$sock")
+            else listen=(-b 127.0.0.1 -p "$port"); fi ;;
+        nbdkit-*)
+            if [[ $transport == unix ]]; then listen=(-U "$sock")
+            else listen=(-i 127.0.0.1 -p "$port"); fi ;;
+        qemu-nbd|qemu-like)
+            if [[ $transport == unix ]]; then listen=(-k "$sock")
+            else listen=(-b 127.0.0.1 -p "$port"); fi ;;
+    esac
+    case $name in
+        ramdisk)       SRV_CMD=("$RAMDISK" -f --exit-with-parent "${listen[@]}" "$SIZE") ;;
+        ramdisk-t2)    SRV_CMD=("$RAMDISK" -f --exit-with-parent -t 2 "${listen[@]}" "$SIZE") ;;
+        nbdkit-memory) SRV_CMD=(nbdkit -f --exit-with-parent "${listen[@]}" memory "$SIZE") ;;
+        nbdkit-null)   SRV_CMD=(nbdkit -f --exit-with-parent "${listen[@]}" null "$SIZE") ;;
+        nbdkit-file)   SRV_CMD=(nbdkit -f --exit-with-parent "${listen[@]}" file "$DISK") ;;
+        # The qemu-like example takes qemu-nbd's options; run it like qemu-nbd.
+        qemu-like)     SRV_CMD=("$QEMU_LIKE" -f raw -t --shared=8 --cache=writeback
+                                "${listen[@]}" "$DISK") ;;
+        # Same page-cache semantics as nbdkit file (writeback, thread pool);
+        # --shared lets fio's two jobs and nbdcopy connect at once.
+        qemu-nbd)      SRV_CMD=(qemu-nbd -f raw -t --shared=8 --cache=writeback
+                                --aio=threads "${listen[@]}" "$DISK") ;;
+        nbd-server)
+            local conf=$WORK/nbd-server.conf
+            {
+                echo "[generic]"
+                if [[ $transport == unix ]]; then
+                    echo "unixsock = $sock"
+                else
+                    echo "listenaddr = 127.0.0.1"
+                    echo "port = $port"
+                fi
+                echo "[bench]"
+                echo "exportname = $DISK"
+            } > "$conf"
+            SRV_EXPORT=bench
+            SRV_PIDFILE=$WORK/nbd-server.pid
+            SRV_CMD=(nbd-server -C "$conf" -p "$SRV_PIDFILE") ;;
+        limit)
+            if [[ $transport == unix ]]; then SRV_CMD=("$ECHO" server "unix:$sock")
+            else SRV_CMD=("$ECHO" server tcp:0); fi ;;
+    esac
+}

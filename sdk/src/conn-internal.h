@@ -94,6 +94,7 @@ struct nbdsdk_conn {
         nbdsdk_request *cur;            /* request whose payload is being read */
         nbdsdk_request *req_cache;      /* finished requests kept for reuse */
         unsigned n_req_cache;
+        size_t req_cache_bytes;         /* their buffers' sizes */
         uint32_t in_flight;
         uint64_t bytes_in_flight;
         bool disc;                      /* NBD_CMD_DISC received */

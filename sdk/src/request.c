@@ -13,10 +13,13 @@
 #include "request-internal.h"
 #include "server-internal.h"
 
-/* Finished requests are kept per connection, with their buffers when those
- * are not large, so that the steady state allocates nothing per request. */
+/* Finished requests are kept per connection with their buffers, so that the
+ * steady state allocates nothing per request. Large buffers matter most:
+ * malloc serves them with fresh mmap'd pages, and first-touch page faults are
+ * what large reads and writes would otherwise cost. The bytes kept are
+ * bounded per connection. */
 #define REQUEST_CACHE_MAX 64
-#define REQUEST_KEEP_BUF (256u << 10)
+#define REQUEST_CACHE_BYTES (64u << 20)
 
 nbdsdk_request *request_new(nbdsdk_conn *conn) {
         nbdsdk_request *req = conn->req_cache;
@@ -26,6 +29,7 @@ nbdsdk_request *request_new(nbdsdk_conn *conn) {
                 void *buf = req->buf;
                 size_t cap = req->buf_cap;
                 nbdsdk_extents x = req->extents;
+                conn->req_cache_bytes -= cap;
                 memset(req, 0, sizeof *req);
                 req->buf = buf;
                 req->buf_cap = cap;
@@ -41,6 +45,18 @@ nbdsdk_request *request_new(nbdsdk_conn *conn) {
 int request_reserve(nbdsdk_request *req, size_t size) {
         if (req->buf_cap >= size)
                 return 0;
+        /* A cached request may hold a big enough buffer: trade buffers. */
+        for (nbdsdk_request *c = req->conn->req_cache; c; c = c->next)
+                if (c->buf_cap >= size) {
+                        void *buf = c->buf;
+                        size_t cap = c->buf_cap;
+                        req->conn->req_cache_bytes += req->buf_cap - cap;
+                        c->buf = req->buf;
+                        c->buf_cap = req->buf_cap;
+                        req->buf = buf;
+                        req->buf_cap = cap;
+                        return 0;
+                }
         free(req->buf);
         req->buf_cap = 0;
         if (!(req->buf = malloc(size)))
@@ -59,7 +75,7 @@ void request_free(nbdsdk_request *req) {
         for (size_t i = 0; i < req->n_contexts; i++)
                 extents_fini(&req->contexts[i]);
         free(req->contexts);
-        if (req->buf_cap > REQUEST_KEEP_BUF) {
+        if (conn->req_cache_bytes + req->buf_cap > REQUEST_CACHE_BYTES) {
                 free(req->buf);
                 req->buf = NULL;
                 req->buf_cap = 0;
@@ -68,6 +84,7 @@ void request_free(nbdsdk_request *req) {
                 req->next = conn->req_cache;
                 conn->req_cache = req;
                 conn->n_req_cache++;
+                conn->req_cache_bytes += req->buf_cap;
         } else {
                 free(req->buf);
                 extents_fini(&req->extents);
@@ -85,6 +102,7 @@ void request_cache_clear(nbdsdk_conn *conn) {
                 free(req);
         }
         conn->n_req_cache = 0;
+        conn->req_cache_bytes = 0;
 }
 
 void request_fail(nbdsdk_request *req, uint32_t nbd_error, const char *message) {

@@ -21,6 +21,12 @@ static ssize_t conn_read(nbdsdk_conn *conn, void *buf, size_t len) {
         return n;
 }
 
+/* conn_read's result as the input helpers return it: the byte count (> 0),
+ * 0 would block, -EPIPE at the end of the stream, or -errno. */
+static ssize_t read_result(ssize_t n) {
+        return n == -EAGAIN ? 0 : n == 0 ? -EPIPE : n;
+}
+
 /* Read more into the buffer. Returns > 0, 0 would block, -errno. */
 static int conn_fill(nbdsdk_conn *conn) {
         if (conn->ipos == conn->iend)
@@ -30,13 +36,9 @@ static int conn_fill(nbdsdk_conn *conn) {
                 conn->iend -= conn->ipos;
                 conn->ipos = 0;
         }
-        ssize_t n = conn_read(conn, conn->ibuf + conn->iend, CONN_IBUF_SIZE - conn->iend);
-        if (n == -EAGAIN)
-                return 0;
-        if (n < 0)
+        ssize_t n = read_result(conn_read(conn, conn->ibuf + conn->iend, CONN_IBUF_SIZE - conn->iend));
+        if (n <= 0)
                 return (int) n;
-        if (n == 0)
-                return -EPIPE;
         conn->iend += (size_t) n;
         return 1;
 }
@@ -65,13 +67,9 @@ int conn_fill_into(nbdsdk_conn *conn, void *dst, size_t len, size_t *have) {
                         return -EPIPE;
                 /* Large remainders go straight into DST; small ones through the buffer. */
                 if (len - *have >= CONN_IBUF_SIZE / 2) {
-                        ssize_t n = conn_read(conn, (char *) dst + *have, len - *have);
-                        if (n == -EAGAIN)
-                                return 0;
-                        if (n < 0)
+                        ssize_t n = read_result(conn_read(conn, (char *) dst + *have, len - *have));
+                        if (n <= 0)
                                 return (int) n;
-                        if (n == 0)
-                                return -EPIPE;
                         *have += (size_t) n;
                 } else {
                         int r = conn_fill(conn);

@@ -7,5 +7,7 @@
 void log_set_program(const char *name);
 void log_set_verbose(bool verbose);
 bool log_is_verbose(void);
-void log_error(const char *format, ...) __attribute__((format(printf, 1, 2)));
-void log_debug(const char *format, ...) __attribute__((format(printf, 1, 2)));
+/* The library's own messages go through the public functions. */
+#include <nbdsdk/nbdsdk-log.h>
+#define log_error(...) ((void) nbdsdk_error(0, __VA_ARGS__))
+#define log_debug(...) nbdsdk_debug(__VA_ARGS__)

@@ -20,22 +20,6 @@ static void log_v(const char *level, const char *format, va_list ap) {
         errno = saved;
 }
 
-void log_error(const char *format, ...) {
-        va_list ap;
-        va_start(ap, format);
-        log_v("", format, ap);
-        va_end(ap);
-}
-
-void log_debug(const char *format, ...) {
-        if (!verbose)
-                return;
-        va_list ap;
-        va_start(ap, format);
-        log_v("debug: ", format, ap);
-        va_end(ap);
-}
-
 int nbdsdk_error(int error, const char *format, ...) {
         va_list ap;
         va_start(ap, format);

@@ -51,50 +51,37 @@ int option_export_name(nbdsdk_conn *conn, uint32_t option, const uint8_t *data, 
 }
 
 static int reply_info(nbdsdk_conn *conn, uint32_t option, uint16_t type, const void *data, size_t len) {
-        uint8_t *buf = malloc(2 + len);
-        if (!buf)
-                return -ENOMEM;
-        wire_put16(buf, type);
-        if (len)
-                memcpy(buf + 2, data, len);
-        int r = option_reply(conn, option, NBDSDK_REP_INFO, buf, 2 + len);
-        free(buf);
-        return r;
+        uint8_t head[2];
+        wire_put16(head, type);
+        return option_reply_parts(conn, option, NBDSDK_REP_INFO, head, sizeof head, data, len);
 }
 
 int option_info_go(nbdsdk_conn *conn, uint32_t option, const uint8_t *data, size_t len,
                    void *userdata) {
         (void) userdata;
         /* Layout: name length (4), name, request count (2), requests (2 each). */
-        if (len < 6)
-                return option_reply_error(conn, option, NBDSDK_REP_ERR_INVALID, "option data too short");
-        uint32_t namelen = wire_get32(data);
-        if (namelen > len - 6)
-                return option_reply_error(conn, option, NBDSDK_REP_ERR_INVALID,
-                                          "export name length %u runs past the option data", namelen);
-        uint16_t nreq = wire_get16(data + 4 + namelen);
-        if (len != 6 + (size_t) namelen + 2 * (size_t) nreq)
+        char *name;
+        size_t pos;
+        int r = option_parse_export_name(conn, option, data, len, 2, &name, &pos);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        uint16_t nreq = wire_get16(data + pos);
+        if (len != pos + 2 + 2 * (size_t) nreq) {
+                free(name);
                 return option_reply_error(conn, option, NBDSDK_REP_ERR_INVALID,
                                           "option length does not match %u information requests", nreq);
-        if (namelen > NBDSDK_MAX_STRING)
-                return option_reply_error(conn, option, NBDSDK_REP_ERR_TOO_BIG,
-                                          "export name longer than %d bytes", NBDSDK_MAX_STRING);
-        if (memchr(data + 4, 0, namelen))
-                return option_reply_error(conn, option, NBDSDK_REP_ERR_INVALID, "export name contains NUL");
+        }
         bool want_name = false, want_description = false, want_block_size = false;
         for (uint16_t i = 0; i < nreq; i++) {
-                switch (wire_get16(data + 6 + namelen + 2 * i)) {
+                switch (wire_get16(data + pos + 2 + 2 * i)) {
                 case NBDSDK_INFO_NAME: want_name = true; break;
                 case NBDSDK_INFO_DESCRIPTION: want_description = true; break;
                 case NBDSDK_INFO_BLOCK_SIZE: want_block_size = true; break;
                 default: break; /* spec: ignore unknown requests */
                 }
         }
-        char *name = strndup((const char *) data + 4, namelen);
-        if (!name)
-                return -ENOMEM;
         const char *msg;
-        int r = export_open(conn, name, &msg);
+        r = export_open(conn, name, &msg);
         if (r == -ENOENT)
                 r = option_reply_error(conn, option, NBDSDK_REP_ERR_UNKNOWN, "no export named \"%s\"", name);
         else if (r < 0)

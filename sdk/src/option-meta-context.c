@@ -78,16 +78,27 @@ static int set_query(nbdsdk_conn *conn, const char *export_name, const uint8_t *
         return r < 0 ? r : 0;
 }
 
+/* Check the layout of NQ queries from FIRST: 0, or the error reply type. */
+static uint32_t check_queries(const uint8_t *data, size_t len, size_t first, uint32_t nq) {
+        size_t pos = first;
+        for (uint32_t i = 0; i < nq; i++) {
+                if (len - pos < 4)
+                        return NBDSDK_REP_ERR_INVALID;
+                uint32_t qlen = wire_get32(data + pos);
+                pos += 4;
+                if (qlen > len - pos)
+                        return NBDSDK_REP_ERR_INVALID;
+                if (qlen > NBDSDK_MAX_STRING)
+                        return NBDSDK_REP_ERR_TOO_BIG;
+                pos += qlen;
+        }
+        return pos == len ? 0 : NBDSDK_REP_ERR_INVALID;
+}
+
 static int reply_context(nbdsdk_conn *conn, uint32_t option, uint32_t id, const char *name) {
-        size_t n = strlen(name);
-        uint8_t *buf = malloc(4 + n);
-        if (!buf)
-                return -ENOMEM;
-        wire_put32(buf, id);
-        memcpy(buf + 4, name, n);
-        int r = option_reply(conn, option, NBDSDK_REP_META_CONTEXT, buf, 4 + n);
-        free(buf);
-        return r;
+        uint8_t head[4];
+        wire_put32(head, id);
+        return option_reply_parts(conn, option, NBDSDK_REP_META_CONTEXT, head, sizeof head, name, strlen(name));
 }
 
 int option_meta_context(nbdsdk_conn *conn, uint32_t option, const uint8_t *data, size_t len,
@@ -100,45 +111,30 @@ int option_meta_context(nbdsdk_conn *conn, uint32_t option, const uint8_t *data,
                 return option_reply_error(conn, option, NBDSDK_REP_ERR_INVALID,
                                           "negotiate structured replies before NBD_OPT_SET_META_CONTEXT");
         /* Layout: name length (4), name, query count (4), then length (4) + query each. */
-        if (len < 8)
-                return option_reply_error(conn, option, NBDSDK_REP_ERR_INVALID, "option data too short");
-        uint32_t namelen = wire_get32(data);
-        if (namelen > len - 8)
-                return option_reply_error(conn, option, NBDSDK_REP_ERR_INVALID,
-                                          "export name length %u runs past the option data", namelen);
-        if (namelen > NBDSDK_MAX_STRING)
-                return option_reply_error(conn, option, NBDSDK_REP_ERR_TOO_BIG,
-                                          "export name longer than %d bytes", NBDSDK_MAX_STRING);
-        uint32_t nq = wire_get32(data + 4 + namelen);
-        size_t first = 8 + namelen, pos = first;
+        char *name;
+        size_t first;
+        int r = option_parse_export_name(conn, option, data, len, 4, &name, &first);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        uint32_t nq = wire_get32(data + first);
+        first += 4;
+        size_t pos = first;
         /* Check the whole layout before acting on any query. */
-        for (uint32_t i = 0; i < nq; i++) {
-                if (len - pos < 4)
-                        return option_reply_error(conn, option, NBDSDK_REP_ERR_INVALID,
-                                                  "query %u runs past the option data", i);
-                uint32_t qlen = wire_get32(data + pos);
-                pos += 4;
-                if (qlen > len - pos)
-                        return option_reply_error(conn, option, NBDSDK_REP_ERR_INVALID,
-                                                  "query %u runs past the option data", i);
-                if (qlen > NBDSDK_MAX_STRING)
-                        return option_reply_error(conn, option, NBDSDK_REP_ERR_TOO_BIG,
-                                                  "query %u is longer than %d bytes", i, NBDSDK_MAX_STRING);
-                pos += qlen;
+        uint32_t bad = check_queries(data, len, first, nq);
+        if (bad) {
+                free(name);
+                if (bad == NBDSDK_REP_ERR_TOO_BIG)
+                        return option_reply_error(conn, option, bad, "a query is longer than %d bytes",
+                                                  NBDSDK_MAX_STRING);
+                return option_reply_error(conn, option, bad, "the queries do not match the option's length");
         }
-        if (pos != len)
-                return option_reply_error(conn, option, NBDSDK_REP_ERR_INVALID,
-                                          "%zu bytes of option data follow the last query", len - pos);
-        char *name = strndup((const char *) data + 4, namelen);
-        if (!name)
-                return -ENOMEM;
         const export_entry *x = server_find_export(conn->server, name);
         free(name);
         if (!x)
                 return option_reply_error(conn, option, NBDSDK_REP_ERR_UNKNOWN, "no such export");
 
         nbdsdk_meta_list found = { 0 };
-        int r = 0;
+        r = 0;
         if (list && nq == 0)
                 r = list_all(conn, x->name, &found); /* spec: zero queries list everything */
         pos = first;

@@ -40,8 +40,18 @@ int options_register_builtin(option_registry *r);
 
 /* Reply helpers (fixed newstyle option replies). DATA is copied. */
 int option_reply(nbdsdk_conn *conn, uint32_t option, uint32_t type, const void *data, size_t len);
+/* A reply whose data is HEAD followed by DATA (e.g. a type or id, then a name). */
+int option_reply_parts(nbdsdk_conn *conn, uint32_t option, uint32_t type, const void *head, size_t hlen,
+                       const void *data, size_t len);
 int option_reply_error(nbdsdk_conn *conn, uint32_t option, uint32_t type, const char *format, ...)
         __attribute__((format(printf, 4, 5)));
+
+/* The export name opening INFO, GO and *_META_CONTEXT data: a 32-bit length,
+ * the name, then at least TRAILER more bytes. Returns 0 with *RETNAME
+ * (malloc'd) and *RETEND (the offset after the name); 1 when it has sent an
+ * error reply instead; or -ENOMEM. */
+int option_parse_export_name(nbdsdk_conn *conn, uint32_t option, const uint8_t *data, size_t len,
+                             size_t trailer, char **retname, size_t *retend);
 
 /* The built-in handlers. */
 int option_export_name(nbdsdk_conn *, uint32_t, const uint8_t *, size_t, void *);

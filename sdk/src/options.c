@@ -95,6 +95,38 @@ int option_reply(nbdsdk_conn *conn, uint32_t option, uint32_t type, const void *
         return outq_push(&conn->out, head, 20, copy, len, free, copy);
 }
 
+int option_reply_parts(nbdsdk_conn *conn, uint32_t option, uint32_t type, const void *head, size_t hlen,
+                       const void *data, size_t len) {
+        uint8_t *buf = malloc(hlen + len + 1);
+        if (!buf)
+                return -ENOMEM;
+        memcpy(buf, head, hlen);
+        if (len)
+                memcpy(buf + hlen, data, len);
+        int r = option_reply(conn, option, type, buf, hlen + len);
+        free(buf);
+        return r;
+}
+
+int option_parse_export_name(nbdsdk_conn *conn, uint32_t option, const uint8_t *data, size_t len,
+                             size_t trailer, char **retname, size_t *retend) {
+        if (len < 4 + trailer)
+                return option_reply_error(conn, option, NBDSDK_REP_ERR_INVALID, "option data too short"), 1;
+        uint32_t namelen = wire_get32(data);
+        if (namelen > len - 4 - trailer)
+                return option_reply_error(conn, option, NBDSDK_REP_ERR_INVALID,
+                                          "export name length %u runs past the option data", namelen), 1;
+        if (namelen > NBDSDK_MAX_STRING)
+                return option_reply_error(conn, option, NBDSDK_REP_ERR_TOO_BIG,
+                                          "export name longer than %d bytes", NBDSDK_MAX_STRING), 1;
+        if (memchr(data + 4, 0, namelen))
+                return option_reply_error(conn, option, NBDSDK_REP_ERR_INVALID, "export name contains NUL"), 1;
+        if (!(*retname = strndup((const char *) data + 4, namelen)))
+                return -ENOMEM;
+        *retend = 4 + namelen;
+        return 0;
+}
+
 static int option_reply_verror(nbdsdk_conn *conn, uint32_t option, uint32_t type, const char *format,
                                va_list ap) {
         char msg[NBDSDK_MAX_STRING + 1];

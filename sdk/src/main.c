@@ -91,6 +91,11 @@ static void usage(const main_state *m, const struct nbdsdk_ops *ops) {
                 printf("\nA bare argument is taken as %s=ARG.\n", ops->magic_config_key);
         if (ops->config_help)
                 printf("\nBackend settings:\n%s\n", ops->config_help);
+        const nbdsdk_server *s = m->server;
+        if (s->n_config_keys)
+                printf("\nOther settings:\n");
+        for (size_t i = 0; i < s->n_config_keys; i++)
+                printf("  %s\n", s->config_keys[i].help ? s->config_keys[i].help : s->config_keys[i].key);
         printf("\nSystemd socket activation (LISTEN_FDS) is used when present.\n");
 }
 
@@ -105,21 +110,19 @@ static int fail(const main_state *m, const char *format, ...) {
         return 1;
 }
 
-static int apply_config(main_state *m, const struct nbdsdk_ops *ops, void *userdata, const char *arg) {
+static int apply_config(main_state *m, const struct nbdsdk_ops *ops, const char *arg) {
         const char *eq = strchr(arg, '=');
-        char *key = eq ? strndup(arg, (size_t) (eq - arg)) : NULL;
-        const char *value = eq ? eq + 1 : arg;
         if (!eq && !ops->magic_config_key)
                 return fail(m, "unexpected argument '%s' (settings are key=value) (see '%s --help')", arg, m->program);
-        const char *k = eq ? key : ops->magic_config_key;
-        int r;
-        if (!ops->config)
-                r = fail(m, "this server takes no settings, but got '%s'", arg);
-        else if ((r = ops->config(k, value, userdata)) < 0)
-                r = fail(m, r == -ENOENT ? "unknown setting '%s'" : "invalid value for '%s': %s (%s)",
-                         k, value, strerror(-r));
-        else
-                r = 0;
+        char *key = eq ? strndup(arg, (size_t) (eq - arg)) : strdup(ops->magic_config_key);
+        if (!key)
+                return fail(m, "out of memory");
+        const char *value = eq ? eq + 1 : arg;
+        int r = nbdsdk_server_config(m->server, key, value);
+        if (r == -ENOENT)
+                r = fail(m, "unknown setting '%s' (see '%s --help')", key, m->program);
+        else if (r < 0)
+                r = fail(m, "invalid value for '%s': %s (%s)", key, value, strerror(-r));
         free(key);
         return r;
 }
@@ -306,7 +309,7 @@ static int write_pidfile(main_state *m) {
         return 0;
 }
 
-static int parse_args(main_state *m, int argc, char **argv, const struct nbdsdk_ops *ops, void *userdata) {
+static int parse_args(main_state *m, int argc, char **argv, const struct nbdsdk_ops *ops) {
         int c;
         opterr = 0;
         optind = 1;
@@ -355,10 +358,10 @@ static int parse_args(main_state *m, int argc, char **argv, const struct nbdsdk_
         if (m->port && m->unix_path)
                 return fail(m, "-p and -U cannot be used together");
         for (int i = optind; i < argc; i++)
-                if (apply_config(m, ops, userdata, argv[i]) != 0)
+                if (apply_config(m, ops, argv[i]) != 0)
                         return 1;
         if (ops->config_complete) {
-                int r = ops->config_complete(userdata);
+                int r = ops->config_complete(m->server->userdata);
                 if (r < 0)
                         return fail(m, "invalid settings: %s (see '%s --help')", strerror(-r), m->program);
         }
@@ -446,12 +449,18 @@ int nbdsdk_main(int argc, char **argv, const struct nbdsdk_ops *ops, size_t ops_
         log_set_program(m.program);
         if (!ops || ops_size == 0)
                 return fail(&m, "no struct nbdsdk_ops given");
-        int r = parse_args(&m, argc, argv, ops, userdata);
-        if (r != 0)
-                return r < 0 ? 0 : r;
-        r = nbdsdk_server_new(ops, ops_size, userdata, &m.server);
+        int r = nbdsdk_server_new(ops, ops_size, userdata, &m.server);
         if (r < 0)
                 return fail(&m, "cannot create the server: %s", strerror(-r));
+        if (m.server->ops.setup && (r = m.server->ops.setup(m.server, userdata)) < 0) {
+                m.server = nbdsdk_server_unref(m.server);
+                return fail(&m, "the server could not be set up: %s", strerror(-r));
+        }
+        r = parse_args(&m, argc, argv, &m.server->ops);
+        if (r != 0) {
+                m.server = nbdsdk_server_unref(m.server);
+                return r < 0 ? 0 : r;
+        }
         int status = configure_server(&m);
         if (status == 0)
                 status = serve(&m);

@@ -17,6 +17,13 @@ typedef struct {
 } export_entry;
 
 typedef struct {
+        char *key;
+        char *help;
+        nbdsdk_config_handler handler;
+        void *userdata;
+} config_key;
+
+typedef struct {
         int fd;
         bool is_tcp;
         char *unix_path;         /* unlinked when the server goes */
@@ -47,6 +54,8 @@ struct nbdsdk_server {
         size_t n_commands;
         meta_namespace_entry *meta_namespaces;
         size_t n_meta_namespaces;
+        config_key *config_keys;
+        size_t n_config_keys;
 
         listener *listeners;
         size_t n_listeners;
@@ -71,6 +80,7 @@ struct nbdsdk_server {
 /* Freeze the settings and start what a running server needs (workers).
  * Idempotent. Returns 0 or -errno. */
 int server_start(nbdsdk_server *server);
+void config_keys_fini(nbdsdk_server *server);
 /* Close every connection, stop the workers, and drop what they finished. */
 void server_stop(nbdsdk_server *server);
 /* The registered namespace NAME (LEN bytes, no colon), or NULL. */

@@ -71,6 +71,7 @@ nbdsdk_server *nbdsdk_server_unref(nbdsdk_server *s) {
         option_registry_fini(&s->options);
         commands_fini(s);
         free(s->meta_namespaces);
+        config_keys_fini(s);
         for (size_t i = 0; i < s->n_exports; i++) {
                 free(s->exports[i].name);
                 free(s->exports[i].description);

@@ -13,6 +13,27 @@
 static const char *trace_dir;
 static bool fail_start;
 
+/* A key registered in setup, before the command line is parsed. */
+static int greeting(const char *key, const char *value, void *ud) {
+        (void) key; (void) ud;
+        if (!trace_dir)
+                return nbdsdk_error(-EINVAL, "trace= must come before greeting=");
+        char path[4096];
+        snprintf(path, sizeof path, "%s/greeting", trace_dir);
+        FILE *f = fopen(path, "w");
+        if (!f)
+                return -errno;
+        fprintf(f, "%s\n", value);
+        fclose(f);
+        return 0;
+}
+
+static int setup(nbdsdk_server *server, void *ud) {
+        (void) ud;
+        return nbdsdk_server_add_config_key(server, "greeting", "greeting=TEXT   written to TRACE/greeting",
+                                            greeting, NULL);
+}
+
 static int config(const char *key, const char *value, void *ud) {
         (void) ud;
         if (strcmp(key, "trace") == 0)
@@ -92,7 +113,7 @@ static int pread_zero(nbdsdk_request *req, void *buf, uint64_t count, uint64_t o
 
 static const struct nbdsdk_ops ops = {
         .name = "main-hooks", .config = config, .get_size = get_size, .pread = pread_zero,
-        .start = start, .stop = stop,
+        .start = start, .stop = stop, .setup = setup,
 };
 
 int main(int argc, char **argv) { return NBDSDK_MAIN(argc, argv, &ops, NULL); }

@@ -9,8 +9,17 @@ tmp=$(mktemp -d)
 trap 'kill "$(cat "$tmp/pid" 2>/dev/null)" 2>/dev/null || true; rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
+# A key registered in setup is listed by --help and applied like any other.
+timeout 10 "$prog" --help | grep -q "greeting=TEXT" || fail "--help does not list the registered key"
+set +e
+msg=$(timeout 10 "$prog" -f -U "$tmp/never" nosuchkey=1 2>&1)
+rc=$?
+set -e
+[ $rc -eq 1 ] && grep -q "unknown setting 'nosuchkey'" <<<"$msg" || fail "an unknown key: $rc $msg"
+
 # Daemon mode: start runs in the child that serves, whose pid is the pidfile's.
-timeout 30 "$prog" -U "$tmp/sock" --pidfile "$tmp/pid" trace="$tmp"
+timeout 30 "$prog" -U "$tmp/sock" --pidfile "$tmp/pid" trace="$tmp" greeting=hello
+[ "$(cat "$tmp/greeting")" = hello ] || fail "the registered key's handler did not get its value"
 [ "$(cat "$tmp/started")" = "$(cat "$tmp/pid")" ] || fail "start did not run in the serving process"
 [ "$(timeout 10 nbdinfo --size "nbd+unix:///?socket=$tmp/sock")" = 1048576 ] || fail "not serving"
 [ ! -e "$tmp/stopped" ] || fail "stop ran while serving"

@@ -91,6 +91,10 @@ struct nbdsdk_ops {
          * finished. */
         int (*start)(nbdsdk_server *server, void *userdata);
         void (*stop)(nbdsdk_server *server, void *userdata);
+        /* nbdsdk_main() only: SETUP runs once the server object exists, before
+         * the command line is parsed: register config keys (nbdsdk_config(3))
+         * and extensions here. */
+        int (*setup)(nbdsdk_server *server, void *userdata);
 };
 
 /* Append an extent of LENGTH bytes and TYPE (NBDSDK_EXTENT_* for base:allocation;

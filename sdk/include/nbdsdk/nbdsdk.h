@@ -14,6 +14,7 @@
 #include <nbdsdk/nbdsdk-option.h>
 #include <nbdsdk/nbdsdk-command.h>
 #include <nbdsdk/nbdsdk-meta.h>
+#include <nbdsdk/nbdsdk-config.h>
 
 #define NBDSDK_VERSION_MAJOR 0
 #define NBDSDK_VERSION_MINOR 1

@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Registered key=value settings (nbdsdk_config(3)). */
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "server-internal.h"
+
+static bool valid_key(const char *key) {
+        if (!isalpha((unsigned char) key[0]))
+                return false;
+        for (const char *c = key; *c; c++)
+                if (!isalnum((unsigned char) *c) && !strchr("-_.", *c))
+                        return false;
+        return true;
+}
+
+static const config_key *find_key(nbdsdk_server *s, const char *key) {
+        for (size_t i = 0; i < s->n_config_keys; i++)
+                if (strcmp(s->config_keys[i].key, key) == 0)
+                        return &s->config_keys[i];
+        return NULL;
+}
+
+int nbdsdk_server_add_config_key(nbdsdk_server *s, const char *key, const char *help,
+                                 nbdsdk_config_handler handler, void *userdata) {
+        if (!s || !key || !handler || !valid_key(key))
+                return -EINVAL;
+        if (s->running)
+                return -EBUSY;
+        if (find_key(s, key))
+                return -EEXIST;
+        config_key *v = realloc(s->config_keys, (s->n_config_keys + 1) * sizeof *v);
+        if (!v)
+                return -ENOMEM;
+        s->config_keys = v;
+        config_key *k = &v[s->n_config_keys];
+        *k = (config_key) { .key = strdup(key), .help = help ? strdup(help) : NULL, .handler = handler,
+                            .userdata = userdata };
+        if (!k->key || (help && !k->help)) {
+                free(k->key);
+                free(k->help);
+                return -ENOMEM;
+        }
+        s->n_config_keys++;
+        return 0;
+}
+
+int nbdsdk_server_config(nbdsdk_server *s, const char *key, const char *value) {
+        if (!s || !key || !value)
+                return -EINVAL;
+        if (s->running)
+                return -EBUSY;
+        const config_key *k = find_key(s, key);
+        if (k)
+                return k->handler(key, value, k->userdata);
+        return s->ops.config ? s->ops.config(key, value, s->userdata) : -ENOENT;
+}
+
+void config_keys_fini(nbdsdk_server *s) {
+        for (size_t i = 0; i < s->n_config_keys; i++) {
+                free(s->config_keys[i].key);
+                free(s->config_keys[i].help);
+        }
+        free(s->config_keys);
+        s->config_keys = NULL;
+        s->n_config_keys = 0;
+}

@@ -9,6 +9,7 @@
 #include "transport-internal.h"
 #include "export-internal.h"
 #include "meta-context-internal.h"
+#include "stages-internal.h"
 
 /* The connection's states, in one dense enum; conn-states.c holds the table. */
 typedef enum {
@@ -91,6 +92,8 @@ struct nbdsdk_conn {
         void *handle;
 
         /* Transmission. */
+        stage_chain chain;              /* compiled when transmission starts */
+        uint32_t user_flags;            /* nbdsdk_conn_set_flags() */
         nbdsdk_request *cur;            /* request whose payload is being read */
         nbdsdk_request *req_cache;      /* finished requests kept for reuse */
         unsigned n_req_cache;

@@ -60,6 +60,7 @@ static void conn_free(nbdsdk_conn *conn) {
         free(conn->opt_data);
         meta_selection_clear(&conn->meta);
         conn_commands_fini(conn);
+        stage_chain_fini(&conn->chain);
         nbdsdk_server_unref(conn->server);
         free(conn);
 }
@@ -145,6 +146,10 @@ void conn_request_gone(nbdsdk_conn *conn, uint64_t bytes) {
 }
 
 void conn_enter_transmission(nbdsdk_conn *conn) {
+        if (stage_chain_compile(conn) < 0) {
+                conn_close(conn, "out of memory compiling the request stages");
+                return;
+        }
         conn->deadline = deadline_after(conn->server->idle_timeout_sec);
         free(conn->opt_data);
         conn->opt_data = NULL;

@@ -48,6 +48,12 @@ struct nbdsdk_request {
         size_t extent_index;
         nbdsdk_extents extents;
         atomic_int deferred;     /* a callback returned NBDSDK_DEFER */
+        /* The pipeline around the data path (stages.c). */
+        int phase;
+        size_t stage_index;
+        bool stage_waiting;      /* a stage returned NBDSDK_DEFER */
+        bool resume_continue;    /* resumed with nbdsdk_request_resume() */
+        int data_result;
         bool tolerate_failure;   /* the next step looks at the result itself */
         int last_result;
         int resume_result;       /* carried through the completion queue */

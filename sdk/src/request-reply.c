@@ -9,8 +9,12 @@
 #include "request-internal.h"
 #include "wire-internal.h"
 
+/* The reply's last byte is written (or, on a closed connection, dropped). */
 static void release_request(void *owner) {
-        request_free(owner);
+        nbdsdk_request *req = owner;
+        if (req->conn->chain.n[NBDSDK_STAGE_AFTER_REPLY] && !conn_is_closed(req->conn))
+                stages_after_reply(req);
+        request_free(req);
 }
 
 /* Queue one piece of REQ's reply; LAST hands the request to the queue.

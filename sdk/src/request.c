@@ -118,7 +118,7 @@ void request_dispatch(nbdsdk_request *req) {
                 return;
         }
         int result;
-        if (datapath_run(req, 0, &result))
+        if (request_pipeline_run(req, 0, &result))
                 request_finish(req, result);
 }
 
@@ -136,7 +136,7 @@ void request_finish(nbdsdk_request *req, int result) {
 /* On a worker thread: run the data path from where it stands. */
 void request_run_on_worker(nbdsdk_request *req) {
         int result;
-        if (datapath_run(req, req->resume_result, &result)) {
+        if (request_pipeline_run(req, req->resume_result, &result)) {
                 req->resume_result = result;
                 req->finished = true;
                 completion_queue_push(&req->conn->server->completions, req);
@@ -155,7 +155,7 @@ void request_resume_on_loop(nbdsdk_request *req) {
                 return;
         }
         int result;
-        if (datapath_run(req, req->resume_result, &result))
+        if (request_pipeline_run(req, req->resume_result, &result))
                 request_finish(req, result);
 }
 
@@ -171,6 +171,7 @@ int nbdsdk_request_complete(nbdsdk_request *req, int error) {
                 return -EINVAL;
         if (!atomic_exchange(&req->deferred, 0))
                 return -EALREADY;
+        req->resume_continue = false;
         req->resume_result = error;
         completion_queue_push(&req->conn->server->completions, req);
         return 0;

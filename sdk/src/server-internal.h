@@ -7,6 +7,7 @@
 #include <nbdsdk/nbdsdk.h>
 #include "commands-internal.h"
 #include "meta-context-internal.h"
+#include "stages-internal.h"
 #include "options-internal.h"
 #include "transport-internal.h"
 #include "workers-internal.h"
@@ -56,6 +57,8 @@ struct nbdsdk_server {
         size_t n_meta_namespaces;
         config_key *config_keys;
         size_t n_config_keys;
+        stage_entry *stages;     /* sorted when the server starts */
+        size_t n_stages;
 
         listener *listeners;
         size_t n_listeners;

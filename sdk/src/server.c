@@ -72,6 +72,7 @@ nbdsdk_server *nbdsdk_server_unref(nbdsdk_server *s) {
         commands_fini(s);
         free(s->meta_namespaces);
         config_keys_fini(s);
+        free(s->stages);
         for (size_t i = 0; i < s->n_exports; i++) {
                 free(s->exports[i].name);
                 free(s->exports[i].description);
@@ -201,6 +202,7 @@ int server_start(nbdsdk_server *s) {
                 if (r < 0)
                         return r;
         }
+        stages_seal(s);
         s->running = true;
         return 0;
 }

@@ -97,7 +97,9 @@ conn_step state_req_header(nbdsdk_conn *conn) {
         }
 
         const char *msg = NULL;
-        uint32_t err = request_validate(req, &msg);
+        uint32_t err = conn->chain.n[NBDSDK_STAGE_RECEIVED] ? stages_received(req, &msg) : 0;
+        if (err == 0)
+                err = request_validate(req, &msg);
         /* A buffer for the payload coming in, or for the data going out. */
         uint64_t bufsize = req->payload_len ? req->payload_len : req->type == NBDSDK_CMD_READ ? req->length : 0;
         if (err == 0 && bufsize > 0) {

@@ -381,10 +381,15 @@ uint32_t tc_read(tclient *tc, uint16_t flags, uint64_t cookie, uint64_t offset, 
         return tc_structured_read(tc, cookie, offset, buf, len, NULL, NULL);
 }
 
-uint32_t tc_write(tclient *tc, uint16_t flags, uint64_t cookie, uint64_t offset, const void *buf, uint64_t len) {
+void tc_send_write(tclient *tc, uint16_t flags, uint64_t cookie, uint64_t offset, uint64_t len, const void *data,
+                   size_t datalen) {
         if (tc->extended)
                 flags |= NBDSDK_CMD_FLAG_PAYLOAD_LEN;
-        tc_request(tc, flags, NBDSDK_CMD_WRITE, cookie, offset, len, buf, len);
+        tc_request(tc, flags, NBDSDK_CMD_WRITE, cookie, offset, len, data, datalen);
+}
+
+uint32_t tc_write(tclient *tc, uint16_t flags, uint64_t cookie, uint64_t offset, const void *buf, uint64_t len) {
+        tc_send_write(tc, flags, cookie, offset, len, buf, len);
         return tc_reply_status(tc, cookie);
 }
 

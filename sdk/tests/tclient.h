@@ -93,6 +93,10 @@ extern const char *const tc_mode_names[TC_MODES];
 tclient *tc_open(nbdsdk_server *server, tc_mode mode, bool meta, uint16_t *retflags);
 /* READ in any mode (holes zero-filled); returns the NBD error. */
 uint32_t tc_read(tclient *tc, uint16_t flags, uint64_t cookie, uint64_t offset, void *buf, uint64_t len);
+/* Send a WRITE of LEN bytes (PAYLOAD_LEN under extended headers) with
+ * DATALEN bytes of DATA, fewer to cut the payload short; no reply is read. */
+void tc_send_write(tclient *tc, uint16_t flags, uint64_t cookie, uint64_t offset, uint64_t len, const void *data,
+                   size_t datalen);
 /* WRITE (with PAYLOAD_LEN under extended headers); returns the NBD error. */
 uint32_t tc_write(tclient *tc, uint16_t flags, uint64_t cookie, uint64_t offset, const void *buf, uint64_t len);
 /* A request without payload and its data-less reply; returns the NBD error. */

@@ -6,8 +6,7 @@
 #include <stdlib.h>
 #include "request-internal.h"
 #include "tcase.h"
-#include "tclient.h"
-#include "testdisk.h"
+#include "fixture.h"
 
 static int64_t get_size(nbdsdk_conn *c, void *ud) {
         (void) c;
@@ -44,60 +43,56 @@ static void server_new_rejects_bad_arguments(void) {
 }
 
 static void settings_reject_null_and_bad_values(void) {
-        testdisk *td = td_new(4096);
-        nbdsdk_server *s = td_server(td);
+        disk_setup();
         char name[NBDSDK_MAX_STRING + 2];
         memset(name, 'a', sizeof name - 1);
         name[sizeof name - 1] = 0; /* 4097 bytes */
 
         CHECK(nbdsdk_server_set_export_name(NULL, "x") == -EINVAL, "NULL server");
-        CHECK(nbdsdk_server_set_export_name(s, NULL) == -EINVAL, "NULL name");
-        CHECK(nbdsdk_server_set_export_name(s, name) == -EINVAL, "a 4097-byte name");
-        CHECK(nbdsdk_server_set_export_name(s, name + 1) == 0, "a 4096-byte name");
+        CHECK(nbdsdk_server_set_export_name(server, NULL) == -EINVAL, "NULL name");
+        CHECK(nbdsdk_server_set_export_name(server, name) == -EINVAL, "a 4097-byte name");
+        CHECK(nbdsdk_server_set_export_name(server, name + 1) == 0, "a 4096-byte name");
         CHECK(nbdsdk_server_set_description(NULL, "x") == -EINVAL, "NULL server");
-        CHECK(nbdsdk_server_set_description(s, name) == -EINVAL, "a 4097-byte description");
-        CHECK(nbdsdk_server_set_description(s, "d") == 0 && nbdsdk_server_set_description(s, NULL) == 0,
+        CHECK(nbdsdk_server_set_description(server, name) == -EINVAL, "a 4097-byte description");
+        CHECK(nbdsdk_server_set_description(server, "d") == 0 && nbdsdk_server_set_description(server, NULL) == 0,
               "a description, and NULL to remove it");
         CHECK(nbdsdk_server_set_read_only(NULL, true) == -EINVAL, "NULL server");
 
         CHECK(nbdsdk_server_set_max_payload(NULL, 1u << 25) == -EINVAL, "NULL server");
-        CHECK(nbdsdk_server_set_max_payload(s, (1u << 20) - 1) == -EINVAL, "below 1 MiB");
-        CHECK(nbdsdk_server_set_max_payload(s, (1u << 31) + 1) == -EINVAL, "above 2 GiB");
-        CHECK(nbdsdk_server_set_max_payload(s, 1u << 20) == 0 && nbdsdk_server_set_max_payload(s, 1u << 31) == 0,
+        CHECK(nbdsdk_server_set_max_payload(server, (1u << 20) - 1) == -EINVAL, "below 1 MiB");
+        CHECK(nbdsdk_server_set_max_payload(server, (1u << 31) + 1) == -EINVAL, "above 2 GiB");
+        CHECK(nbdsdk_server_set_max_payload(server, 1u << 20) == 0 && nbdsdk_server_set_max_payload(server, 1u << 31) == 0,
               "1 MiB and 2 GiB are the limits");
         CHECK(nbdsdk_server_set_max_in_flight(NULL, 1, 1ull << 31) == -EINVAL, "NULL server");
-        CHECK(nbdsdk_server_set_max_in_flight(s, 0, 1ull << 32) == -EINVAL, "zero requests");
-        CHECK(nbdsdk_server_set_max_in_flight(s, 8, (1ull << 31) - 1) == -EINVAL, "bytes below the maximum payload");
-        CHECK(nbdsdk_server_set_max_in_flight(s, 8, 1ull << 31) == 0, "bytes equal to the maximum payload");
+        CHECK(nbdsdk_server_set_max_in_flight(server, 0, 1ull << 32) == -EINVAL, "zero requests");
+        CHECK(nbdsdk_server_set_max_in_flight(server, 8, (1ull << 31) - 1) == -EINVAL, "bytes below the maximum payload");
+        CHECK(nbdsdk_server_set_max_in_flight(server, 8, 1ull << 31) == 0, "bytes equal to the maximum payload");
 
         CHECK(nbdsdk_server_set_option_limits(NULL, 8, 4096) == -EINVAL, "NULL server");
-        CHECK(nbdsdk_server_set_option_limits(s, 0, 4096) == -EINVAL, "zero options");
-        CHECK(nbdsdk_server_set_option_limits(s, 8, 1023) == -EINVAL, "option payload below 1024");
-        CHECK(nbdsdk_server_set_option_limits(s, 8, (16u << 20) + 1) == -EINVAL, "option payload above 16 MiB");
-        CHECK(nbdsdk_server_set_option_limits(s, 1, 1024) == 0 && nbdsdk_server_set_option_limits(s, 8, 16u << 20) == 0,
+        CHECK(nbdsdk_server_set_option_limits(server, 0, 4096) == -EINVAL, "zero options");
+        CHECK(nbdsdk_server_set_option_limits(server, 8, 1023) == -EINVAL, "option payload below 1024");
+        CHECK(nbdsdk_server_set_option_limits(server, 8, (16u << 20) + 1) == -EINVAL, "option payload above 16 MiB");
+        CHECK(nbdsdk_server_set_option_limits(server, 1, 1024) == 0 && nbdsdk_server_set_option_limits(server, 8, 16u << 20) == 0,
               "1024 bytes and 16 MiB are the limits");
 
         CHECK(nbdsdk_server_set_timeouts(NULL, 1, 1) == -EINVAL, "NULL server");
         CHECK(nbdsdk_server_set_threads(NULL, 1) == -EINVAL, "NULL server");
-        CHECK(nbdsdk_server_set_threads(s, 1025) == -EINVAL, "more than 1024 threads");
-        CHECK(nbdsdk_server_set_threads(s, 1024) == 0 && nbdsdk_server_set_threads(s, 0) == 0, "0 .. 1024 threads");
+        CHECK(nbdsdk_server_set_threads(server, 1025) == -EINVAL, "more than 1024 threads");
+        CHECK(nbdsdk_server_set_threads(server, 1024) == 0 && nbdsdk_server_set_threads(server, 0) == 0, "0 .. 1024 threads");
         CHECK(nbdsdk_server_set_verbose(NULL, false) == -EINVAL, "NULL server");
         CHECK(nbdsdk_server_set_sparse_reads(NULL, true) == -EINVAL, "NULL server");
         CHECK(nbdsdk_server_shutdown(NULL, false) == -EINVAL, "NULL server");
-        nbdsdk_server_unref(s);
-        td_free(td);
+        disk_teardown();
 }
 
 static void settings_are_busy_once_the_server_runs(void) {
-        testdisk *td = td_new(4096);
-        nbdsdk_server *s = td_server(td);
-        tclient *tc = tc_connect(s);
-        CHECK(nbdsdk_server_set_export_name(s, "late") == -EBUSY, "export name while running");
-        CHECK(nbdsdk_server_set_read_only(s, true) == -EBUSY, "read-only while running");
-        CHECK(nbdsdk_server_set_max_payload(s, 1u << 20) == -EBUSY, "max payload while running");
+        disk_setup();
+        tclient *tc = tc_connect(server);
+        CHECK(nbdsdk_server_set_export_name(server, "late") == -EBUSY, "export name while running");
+        CHECK(nbdsdk_server_set_read_only(server, true) == -EBUSY, "read-only while running");
+        CHECK(nbdsdk_server_set_max_payload(server, 1u << 20) == -EBUSY, "max payload while running");
         tc_free(tc);
-        nbdsdk_server_unref(s);
-        td_free(td);
+        disk_teardown();
 }
 
 static void parse_size_accepts_sizes(void) {

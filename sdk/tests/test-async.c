@@ -6,32 +6,9 @@
 #include <stdlib.h>
 #include <time.h>
 #include "tcase.h"
-#include "tclient.h"
-#include "testdisk.h"
+#include "fixture.h"
 #include "conn-internal.h"
 #include "wire-internal.h"
-
-static testdisk *td;
-static nbdsdk_server *server;
-static tclient *tc;
-static const char *mode;
-
-static void open_disk(tc_mode m) {
-        mode = tc_mode_names[m];
-        tc = tc_open(server, m, false, NULL);
-        td_clear_log(td);
-}
-
-static void close_disk(void) {
-        tc_free(tc);
-        server = nbdsdk_server_unref(server);
-        td_free(td);
-}
-
-static void fill(uint8_t *buf, size_t len, unsigned seed) {
-        for (size_t i = 0; i < len; i++)
-                buf[i] = (uint8_t) (seed * 37 + i * 11 + (i >> 8));
-}
 
 static void pause_briefly(void) {
         struct timespec ts = { 0, 1000 * 1000 };
@@ -49,15 +26,18 @@ static void wait_for_bytes(size_t want) {
               want);
 }
 
-static void replies_follow_completion_order_in(tc_mode m) {
-        td = td_new(1 << 20);
+/* A disk whose data callbacks all defer, connected in mode M. */
+static void open_deferring_disk(tc_mode m) {
+        td = td_new(DISK_SIZE);
         td->defer = true;
-        server = td_server(td);
-        open_disk(m);
+        open_disk(m, false);
+}
+
+static void replies_follow_completion_order_in(tc_mode m) {
+        open_deferring_disk(m);
         uint8_t data[4096];
         fill(data, sizeof data, 1);
-        tc_request(tc, m == TC_EXTENDED ? NBDSDK_CMD_FLAG_PAYLOAD_LEN : 0, NBDSDK_CMD_WRITE, 11, 0, sizeof data, data,
-                   sizeof data);
+        tc_send_write(tc, 0, 11, 0, sizeof data, data, sizeof data);
         tc_request(tc, 0, NBDSDK_CMD_TRIM, 12, 65536, 4096, NULL, 0);
         tc_request(tc, 0, NBDSDK_CMD_FLUSH, 13, 0, 0, NULL, 0);
         CHECK(td->n_deferred == 3 && strcmp(td->log, "wtf") == 0, "%s: three requests in flight", mode);
@@ -79,10 +59,7 @@ static void *complete_on_a_thread(void *req) {
 }
 
 static void completion_from_another_thread_in(tc_mode m) {
-        td = td_new(1 << 20);
-        td->defer = true;
-        server = td_server(td);
-        open_disk(m);
+        open_deferring_disk(m);
         tc_request(tc, 0, NBDSDK_CMD_FLUSH, 5, 0, 0, NULL, 0);
         CHECK(td->n_deferred == 1, "%s: the FLUSH is in flight", mode);
         pthread_t t;
@@ -96,10 +73,7 @@ static void completion_from_another_thread_in(tc_mode m) {
 }
 
 static void completing_twice_is_refused(void) {
-        td = td_new(1 << 20);
-        td->defer = true;
-        server = td_server(td);
-        open_disk(TC_SIMPLE);
+        open_deferring_disk(TC_SIMPLE);
         tc_request(tc, 0, NBDSDK_CMD_FLUSH, 1, 0, 0, NULL, 0);
         CHECK(td->n_deferred == 1, "in flight");
         CHECK(nbdsdk_request_complete(td->deferred[0], 1) == -EINVAL, "a positive error is refused");
@@ -123,14 +97,10 @@ static void completion_errors_are_mapped_in(tc_mode m) {
                 { -ENOTSUP, NBDSDK_EINVAL },    /* only FAST_ZERO may fail with ENOTSUP */
                 { -EOVERFLOW, NBDSDK_EINVAL },  /* only DF reads may fail with EOVERFLOW */
         };
-        td = td_new(1 << 20);
-        td->defer = true;
-        server = td_server(td);
-        open_disk(m);
+        open_deferring_disk(m);
         uint8_t data[4096] = { 1 };
         for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
-                tc_request(tc, m == TC_EXTENDED ? NBDSDK_CMD_FLAG_PAYLOAD_LEN : 0, NBDSDK_CMD_WRITE, 100 + i, 0,
-                           sizeof data, data, sizeof data);
+                tc_send_write(tc, 0, 100 + i, 0, sizeof data, data, sizeof data);
                 CHECK(td->n_deferred == i + 1, "%s: WRITE %zu in flight", mode, i);
                 CHECK(nbdsdk_request_complete(td->deferred[i], map[i].err) == 0, "complete with %d", map[i].err);
                 uint32_t got = tc_reply_status(tc, 100 + i);
@@ -160,7 +130,7 @@ static void worker_threads_serve_pipelined_requests(void) {
         td = td_new(1 << 20);
         server = td_server(td);
         CHECK(nbdsdk_server_set_threads(server, 4) == 0, "four worker threads");
-        open_disk(TC_SIMPLE);
+        open_disk(TC_SIMPLE, false);
         uint8_t data[4096];
         for (unsigned i = 0; i < N_PIPELINED; i++) {
                 fill(data, sizeof data, i);
@@ -209,7 +179,7 @@ static void back_pressure_limits_requests_in_flight(void) {
         fill((uint8_t *) td->data, 1 << 20, 9);
         server = td_server(td);
         CHECK(nbdsdk_server_set_max_in_flight(server, 2, 32u << 20) == 0, "two requests in flight");
-        open_disk(TC_SIMPLE);
+        open_disk(TC_SIMPLE, false);
         for (unsigned i = 0; i < N_BP; i++)
                 tc_request(tc, 0, NBDSDK_CMD_READ, i + 1, (uint64_t) i * 4096, 4096, NULL, 0);
         CHECK(td->n_deferred == 2, "only two requests reach the backend, not %u", td->n_deferred);
@@ -236,7 +206,7 @@ static void back_pressure_limits_bytes_in_flight(void) {
         server = td_server(td);
         CHECK(nbdsdk_server_set_max_payload(server, 1 << 20) == 0, "max payload 1 MiB");
         CHECK(nbdsdk_server_set_max_in_flight(server, 100, 1 << 20) == 0, "1 MiB in flight");
-        open_disk(TC_SIMPLE);
+        open_disk(TC_SIMPLE, false);
         for (unsigned i = 0; i < 3; i++)
                 tc_request(tc, 0, NBDSDK_CMD_READ, i + 1, (uint64_t) i << 19, 1 << 19, NULL, 0);
         CHECK(td->n_deferred == 2, "the third READ waits for room: %u reached the backend", td->n_deferred);
@@ -257,7 +227,7 @@ static void back_pressure_when_replies_cannot_be_sent(void) {
         fill((uint8_t *) td->data, 1 << 20, 10);
         server = td_server(td);
         CHECK(nbdsdk_server_set_max_in_flight(server, 2, 32u << 20) == 0, "two requests in flight");
-        open_disk(TC_SIMPLE);
+        open_disk(TC_SIMPLE, false);
         mem_peer_set_write_budget(tc->peer, 100);
         for (unsigned i = 0; i < N; i++)
                 tc_request(tc, 0, NBDSDK_CMD_READ, i + 1, (uint64_t) i * 4096, 4096, NULL, 0);
@@ -285,17 +255,13 @@ static void back_pressure_when_replies_cannot_be_sent(void) {
 }
 
 static void shutdown_refuses_new_requests_in(tc_mode m) {
-        td = td_new(1 << 20);
-        td->defer = true;
-        server = td_server(td);
-        open_disk(m);
+        open_deferring_disk(m);
         tc_request(tc, 0, NBDSDK_CMD_FLUSH, 1, 0, 0, NULL, 0);
         CHECK(td->n_deferred == 1, "%s: a FLUSH in flight", mode);
         CHECK(nbdsdk_server_shutdown(server, false) == 0, "shutdown");
         CHECK(!tc_closed(tc), "%s: the request in flight keeps the connection", mode);
         uint8_t data[4096] = { 1 };
-        tc_request(tc, m == TC_EXTENDED ? NBDSDK_CMD_FLAG_PAYLOAD_LEN : 0, NBDSDK_CMD_WRITE, 2, 0, sizeof data, data,
-                   sizeof data);
+        tc_send_write(tc, 0, 2, 0, sizeof data, data, sizeof data);
         CHECK(tc_reply_status(tc, 2) == NBDSDK_ESHUTDOWN, "%s: a new WRITE gets ESHUTDOWN", mode);
         CHECK(tc_command(tc, 0, NBDSDK_CMD_READ, 3, 0, 4096) == NBDSDK_ESHUTDOWN, "%s: a new READ gets ESHUTDOWN",
               mode);
@@ -307,17 +273,13 @@ static void shutdown_refuses_new_requests_in(tc_mode m) {
 }
 
 static void shutdown_closes_idle_connections(void) {
-        td = td_new(1 << 20);
-        server = td_server(td);
-        open_disk(TC_SIMPLE);
+        open_disk(TC_SIMPLE, false);
         CHECK(nbdsdk_server_shutdown(server, false) == 0, "shutdown");
         CHECK(tc_closed(tc), "an idle connection closes at once");
         CHECK(nbdsdk_server_get_n_connections(server) == 0, "no connection left");
         close_disk();
 }
 
-#define ALL_MODES(name) \
-        static void name(void) { for (tc_mode m = TC_SIMPLE; m < TC_MODES; m++) name##_in(m); }
 ALL_MODES(replies_follow_completion_order)
 ALL_MODES(completion_from_another_thread)
 ALL_MODES(completion_errors_are_mapped)

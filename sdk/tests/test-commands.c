@@ -4,38 +4,13 @@
  * (spec "Request types", "Request flags"). */
 #include <stdlib.h>
 #include "tcase.h"
-#include "tclient.h"
-#include "testdisk.h"
+#include "fixture.h"
 
-static testdisk *td;
-static nbdsdk_server *server;
-static tclient *tc;
-static uint16_t eflags;
-static const char *mode;
-
-/* TD is configured by the test before the server is made from it. */
-static void open_disk(tc_mode m, bool meta) {
-        mode = tc_mode_names[m];
-        server = td_server(td);
-        /* Every structured read is sparse here, whatever its length. */
+/* Every structured read is sparse here, whatever its length. */
+static void open_sparse(tc_mode m, bool meta) {
+        disk_setup();
         CHECK(nbdsdk_server_set_sparse_reads(server, 1) == 0, "sparse reads for all lengths");
-        tc = tc_open(server, m, meta, &eflags);
-        td_clear_log(td);
-}
-
-static void close_disk(void) {
-        tc_free(tc);
-        server = nbdsdk_server_unref(server);
-        td_free(td);
-}
-
-static void expect_log(const char *want) {
-        CHECK(strcmp(td->log, want) == 0, "%s: backend calls \"%s\", expected \"%s\"", mode, td->log, want);
-}
-
-static void fill(uint8_t *buf, size_t len, unsigned seed) {
-        for (size_t i = 0; i < len; i++)
-                buf[i] = (uint8_t) (seed * 31 + i * 7 + (i >> 9));
+        open_disk(m, meta);
 }
 
 static bool all_zero(const char *p, size_t len) {
@@ -45,16 +20,12 @@ static bool all_zero(const char *p, size_t len) {
         return true;
 }
 
-#define ALL_MODES(name) \
-        static void name(void) { for (tc_mode m = TC_SIMPLE; m < TC_MODES; m++) name##_in(m); }
-#define STRUCTURED_MODES(name) \
-        static void name(void) { for (tc_mode m = TC_STRUCTURED; m < TC_MODES; m++) name##_in(m); }
 
 static void read_returns_the_backends_data_in(tc_mode m) {
         td = td_new(1 << 20);
         fill((uint8_t *) td->data, 1 << 20, 1);
         memset(td->written, 1, (1 << 20) / 4096);
-        open_disk(m, false);
+        open_sparse(m, false);
         uint8_t buf[8192];
         CHECK(tc_read(tc, 0, 7, 4096, buf, sizeof buf) == 0, "%s: READ succeeds", mode);
         CHECK(memcmp(buf, td->data + 4096, sizeof buf) == 0, "%s: READ returns the disk's bytes", mode);
@@ -67,8 +38,7 @@ static void read_returns_the_backends_data_in(tc_mode m) {
 ALL_MODES(read_returns_the_backends_data)
 
 static void write_then_read_back_in(tc_mode m) {
-        td = td_new(1 << 20);
-        open_disk(m, false);
+        open_sparse(m, false);
         uint8_t data[4096], back[8192];
         fill(data, sizeof data, 2);
         CHECK(tc_write(tc, 0, 1, 12288, data, sizeof data) == 0, "%s: WRITE succeeds", mode);
@@ -83,8 +53,7 @@ static void write_then_read_back_in(tc_mode m) {
 ALL_MODES(write_then_read_back)
 
 static void flush_reaches_the_backend_in(tc_mode m) {
-        td = td_new(1 << 20);
-        open_disk(m, false);
+        open_sparse(m, false);
         CHECK(eflags & NBDSDK_FLAG_SEND_FLUSH, "%s: flush advertised", mode);
         CHECK(tc_command(tc, 0, NBDSDK_CMD_FLUSH, 3, 0, 0) == 0, "%s: FLUSH succeeds", mode);
         expect_log("f");
@@ -93,8 +62,7 @@ static void flush_reaches_the_backend_in(tc_mode m) {
 ALL_MODES(flush_reaches_the_backend)
 
 static void trim_reaches_the_backend_in(tc_mode m) {
-        td = td_new(1 << 20);
-        open_disk(m, false);
+        open_sparse(m, false);
         CHECK(eflags & NBDSDK_FLAG_SEND_TRIM, "%s: trim advertised", mode);
         CHECK(tc_command(tc, 0, NBDSDK_CMD_TRIM, 4, 65536, 8192) == 0, "%s: TRIM succeeds", mode);
         expect_log("t");
@@ -104,8 +72,7 @@ static void trim_reaches_the_backend_in(tc_mode m) {
 ALL_MODES(trim_reaches_the_backend)
 
 static void cache_native_calls_cache_in(tc_mode m) {
-        td = td_new(1 << 20);
-        open_disk(m, false);
+        open_sparse(m, false);
         CHECK(eflags & NBDSDK_FLAG_SEND_CACHE, "%s: cache advertised", mode);
         CHECK(tc_command(tc, 0, NBDSDK_CMD_CACHE, 5, 0, 65536) == 0, "%s: CACHE succeeds", mode);
         expect_log("c");
@@ -116,7 +83,7 @@ ALL_MODES(cache_native_calls_cache)
 static void cache_emulated_reads_in(tc_mode m) {
         td = td_new(4 << 20);
         td->has_cache = false;
-        open_disk(m, false);
+        open_sparse(m, false);
         CHECK(eflags & NBDSDK_FLAG_SEND_CACHE, "%s: emulated cache is advertised", mode);
         CHECK(tc_command(tc, 0, NBDSDK_CMD_CACHE, 6, 0, 65536) == 0, "%s: CACHE succeeds", mode);
         expect_log("r");
@@ -133,7 +100,7 @@ ALL_MODES(cache_emulated_reads)
 static void write_zeroes_native_in(tc_mode m) {
         td = td_new(1 << 20);
         memset(td->data, 0xee, 1 << 20);
-        open_disk(m, false);
+        open_sparse(m, false);
         CHECK(eflags & NBDSDK_FLAG_SEND_WRITE_ZEROES, "%s: write zeroes advertised", mode);
         CHECK(tc_command(tc, 0, NBDSDK_CMD_WRITE_ZEROES, 8, 4096, 8192) == 0, "%s: WRITE_ZEROES succeeds", mode);
         expect_log("z");
@@ -153,7 +120,7 @@ static void write_zeroes_emulated_by_writing_in(tc_mode m) {
         td = td_new(1 << 20);
         td->has_zero = false;
         memset(td->data, 0xee, 1 << 20);
-        open_disk(m, false);
+        open_sparse(m, false);
         CHECK(eflags & NBDSDK_FLAG_SEND_WRITE_ZEROES, "%s: emulated write zeroes is advertised", mode);
         CHECK(tc_command(tc, 0, NBDSDK_CMD_WRITE_ZEROES, 10, 8192, 16384) == 0, "%s: WRITE_ZEROES succeeds", mode);
         expect_log("w");
@@ -167,7 +134,7 @@ static void fast_zero_emulated_fails_enotsup_in(tc_mode m) {
         td = td_new(1 << 20);
         td->has_zero = false;
         memset(td->data, 0xee, 1 << 20);
-        open_disk(m, false);
+        open_sparse(m, false);
         CHECK(eflags & NBDSDK_FLAG_SEND_FAST_ZERO, "%s: fast zero advertised", mode);
         CHECK(tc_command(tc, NBDSDK_CMD_FLAG_FAST_ZERO, NBDSDK_CMD_WRITE_ZEROES, 11, 0, 8192) == NBDSDK_ENOTSUP,
               "%s: writing zeroes is not fast: ENOTSUP", mode);
@@ -181,7 +148,7 @@ static void native_zero_enotsup_falls_back_to_writing_in(tc_mode m) {
         td = td_new(1 << 20);
         td->zero_result = -ENOTSUP;
         memset(td->data, 0xee, 1 << 20);
-        open_disk(m, false);
+        open_sparse(m, false);
         CHECK(tc_command(tc, 0, NBDSDK_CMD_WRITE_ZEROES, 12, 0, 8192) == 0,
               "%s: without FAST_ZERO an unsupported zero is done by writing", mode);
         expect_log("zw");
@@ -198,8 +165,7 @@ static void native_zero_enotsup_falls_back_to_writing_in(tc_mode m) {
 ALL_MODES(native_zero_enotsup_falls_back_to_writing)
 
 static void block_status_follows_writes_in(tc_mode m) {
-        td = td_new(1 << 20);
-        open_disk(m, true);
+        open_sparse(m, true);
         uint8_t data[4096];
         fill(data, sizeof data, 3);
         CHECK(tc_write(tc, 0, 1, 8192, data, sizeof data) == 0, "%s: WRITE", mode);
@@ -220,8 +186,7 @@ static void block_status_follows_writes_in(tc_mode m) {
 STRUCTURED_MODES(block_status_follows_writes)
 
 static void block_status_req_one_gives_one_short_extent_in(tc_mode m) {
-        td = td_new(1 << 20);
-        open_disk(m, true);
+        open_sparse(m, true);
         uint8_t data[4096];
         fill(data, sizeof data, 4);
         CHECK(tc_write(tc, 0, 1, 8192, data, sizeof data) == 0, "%s: WRITE", mode);
@@ -244,7 +209,7 @@ STRUCTURED_MODES(block_status_req_one_gives_one_short_extent)
 static void block_status_never_past_the_request_in(tc_mode m) {
         td = td_new(1 << 20);
         td->bs_overreport = true;
-        open_disk(m, true);
+        open_sparse(m, true);
         tc_extents x;
         tc_request(tc, 0, NBDSDK_CMD_BLOCK_STATUS, 1, 4096, 6000, NULL, 0);
         tc_block_status_reply(tc, 1, &x);
@@ -259,7 +224,7 @@ STRUCTURED_MODES(block_status_never_past_the_request)
 static void block_status_without_callback_is_one_allocated_extent_in(tc_mode m) {
         td = td_new(1 << 20);
         td->has_block_status = false;
-        open_disk(m, true);
+        open_sparse(m, true);
         tc_extents x;
         tc_request(tc, 0, NBDSDK_CMD_BLOCK_STATUS, 1, 0, 65536, NULL, 0);
         tc_block_status_reply(tc, 1, &x);
@@ -271,8 +236,7 @@ static void block_status_without_callback_is_one_allocated_extent_in(tc_mode m) 
 STRUCTURED_MODES(block_status_without_callback_is_one_allocated_extent)
 
 static void disc_closes_without_reply_in(tc_mode m) {
-        td = td_new(1 << 20);
-        open_disk(m, false);
+        open_sparse(m, false);
         tc_request(tc, 0, NBDSDK_CMD_DISC, 1, 0, 0, NULL, 0);
         CHECK(tc_pending(tc) == 0, "%s: DISC has no reply", mode);
         CHECK(tc_closed(tc), "%s: the server closes after DISC", mode);
@@ -284,11 +248,10 @@ ALL_MODES(disc_closes_without_reply)
 static void disc_waits_for_requests_in_flight_in(tc_mode m) {
         td = td_new(1 << 20);
         td->defer = true;
-        open_disk(m, false);
+        open_sparse(m, false);
         uint8_t data[4096];
         fill(data, sizeof data, 5);
-        tc_request(tc, m == TC_EXTENDED ? NBDSDK_CMD_FLAG_PAYLOAD_LEN : 0, NBDSDK_CMD_WRITE, 1, 0, sizeof data,
-                   data, sizeof data);
+        tc_send_write(tc, 0, 1, 0, sizeof data, data, sizeof data);
         tc_request(tc, 0, NBDSDK_CMD_FLUSH, 2, 0, 0, NULL, 0);
         tc_request(tc, 0, NBDSDK_CMD_DISC, 3, 0, 0, NULL, 0);
         CHECK(td->n_deferred == 2, "%s: both requests reached the backend", mode);
@@ -306,8 +269,7 @@ static void disc_waits_for_requests_in_flight_in(tc_mode m) {
 ALL_MODES(disc_waits_for_requests_in_flight)
 
 static void fua_emulated_by_flushing_in(tc_mode m) {
-        td = td_new(1 << 20);
-        open_disk(m, false);
+        open_sparse(m, false);
         CHECK(eflags & NBDSDK_FLAG_SEND_FUA, "%s: FUA advertised", mode);
         uint8_t data[4096];
         fill(data, sizeof data, 6);
@@ -328,7 +290,7 @@ ALL_MODES(fua_emulated_by_flushing)
 static void fua_native_goes_to_the_callback_in(tc_mode m) {
         td = td_new(1 << 20);
         td->can_fua = NBDSDK_CAP_NATIVE;
-        open_disk(m, false);
+        open_sparse(m, false);
         CHECK(eflags & NBDSDK_FLAG_SEND_FUA, "%s: FUA advertised", mode);
         uint8_t data[4096];
         fill(data, sizeof data, 7);
@@ -348,8 +310,7 @@ static void fua_native_goes_to_the_callback_in(tc_mode m) {
 ALL_MODES(fua_native_goes_to_the_callback)
 
 static void fua_on_other_commands_is_accepted_in(tc_mode m) {
-        td = td_new(1 << 20);
-        open_disk(m, false);
+        open_sparse(m, false);
         uint8_t buf[4096];
         /* Spec: FUA is valid on any command once SEND_FUA is advertised. */
         CHECK(tc_read(tc, NBDSDK_CMD_FLAG_FUA, 1, 0, buf, sizeof buf) == 0, "%s: READ+FUA", mode);

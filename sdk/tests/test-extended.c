@@ -4,25 +4,8 @@
  * simple replies. */
 #include <stdlib.h>
 #include "tcase.h"
-#include "tclient.h"
-#include "testdisk.h"
+#include "fixture.h"
 #include "wire-internal.h"
-
-static testdisk *td;
-static nbdsdk_server *server;
-static tclient *tc;
-
-static void open_disk(bool meta) {
-        server = td_server(td);
-        tc = tc_open(server, TC_EXTENDED, meta, NULL);
-        td_clear_log(td);
-}
-
-static void close_disk(void) {
-        tc_free(tc);
-        server = nbdsdk_server_unref(server);
-        td_free(td);
-}
 
 /* A success without data: exactly one NONE chunk with DONE. */
 static void expect_none(uint64_t cookie, uint64_t offset, const char *what) {
@@ -40,8 +23,7 @@ static void expect_none(uint64_t cookie, uint64_t offset, const char *what) {
 }
 
 static void write_with_payload_len(void) {
-        td = td_new(1 << 20);
-        open_disk(false);
+        open_disk(TC_EXTENDED, false);
         uint8_t data[4096], back[4096];
         for (size_t i = 0; i < sizeof data; i++)
                 data[i] = (uint8_t) (i * 13 + 1);
@@ -54,8 +36,7 @@ static void write_with_payload_len(void) {
 }
 
 static void write_without_payload_len_closes(void) {
-        td = td_new(1 << 20);
-        open_disk(false);
+        open_disk(TC_EXTENDED, false);
         uint8_t data[4096] = { 0 };
         tc_request(tc, 0, NBDSDK_CMD_WRITE, 1, 0, sizeof data, data, sizeof data);
         CHECK(tc_closed(tc), "spec: WRITE MUST carry PAYLOAD_LEN; the payload size is unknown: hang up");
@@ -67,8 +48,7 @@ static void oversized_write_payload_closes(void) {
         td = td_new(4 << 20);
         server = td_server(td);
         CHECK(nbdsdk_server_set_max_payload(server, 1 << 20) == 0, "max payload 1 MiB");
-        tc = tc_open(server, TC_EXTENDED, false, NULL);
-        td_clear_log(td);
+        open_disk(TC_EXTENDED, false);
         uint8_t *data = calloc(1, 2 << 20);
         tc_request(tc, NBDSDK_CMD_FLAG_PAYLOAD_LEN, NBDSDK_CMD_WRITE, 1, 0, 2 << 20, data, 2 << 20);
         free(data);
@@ -79,8 +59,7 @@ static void oversized_write_payload_closes(void) {
 
 /* Spec: a payload on a command that takes none is consumed and answered EINVAL. */
 static void payload_on_a_command_without_one_is_skipped(void) {
-        td = td_new(1 << 20);
-        open_disk(true);
+        open_disk(TC_EXTENDED, true);
         static const uint16_t cmds[] = { NBDSDK_CMD_READ, NBDSDK_CMD_TRIM, NBDSDK_CMD_FLUSH, NBDSDK_CMD_CACHE,
                                          NBDSDK_CMD_WRITE_ZEROES, NBDSDK_CMD_BLOCK_STATUS };
         uint8_t junk[100];
@@ -189,8 +168,7 @@ static void effect_lengths_are_64_bits(void) {
 
 /* A length over 32 bits is not truncated: on a 1 MiB disk it runs past the end. */
 static void long_effect_lengths_are_not_truncated(void) {
-        td = td_new(1 << 20);
-        open_disk(true);
+        open_disk(TC_EXTENDED, true);
         const uint64_t len = (UINT64_C(1) << 32) + 4096;
         CHECK(tc_command(tc, 0, NBDSDK_CMD_WRITE_ZEROES, 1, 0, len) == NBDSDK_ENOSPC, "WRITE_ZEROES: ENOSPC");
         CHECK(tc_command(tc, 0, NBDSDK_CMD_TRIM, 2, 0, len) == NBDSDK_EINVAL, "TRIM: EINVAL");
@@ -201,8 +179,7 @@ static void long_effect_lengths_are_not_truncated(void) {
 }
 
 static void compact_request_after_negotiation_closes(void) {
-        td = td_new(1 << 20);
-        open_disk(false);
+        open_disk(TC_EXTENDED, false);
         uint8_t h[32] = { 0 };
         wire_put32(h, NBDSDK_MAGIC_REQUEST);
         wire_put16(h + 6, NBDSDK_CMD_READ);
@@ -217,8 +194,7 @@ static void compact_request_after_negotiation_closes(void) {
 }
 
 static void replies_carry_the_request_offset(void) {
-        td = td_new(1 << 20);
-        open_disk(true);
+        open_disk(TC_EXTENDED, true);
         uint8_t data[4096] = { 7 };
         tc_request(tc, NBDSDK_CMD_FLAG_PAYLOAD_LEN, NBDSDK_CMD_WRITE, 1, 12288, sizeof data, data, sizeof data);
         expect_none(1, 12288, "WRITE");
@@ -235,8 +211,7 @@ static void replies_carry_the_request_offset(void) {
 }
 
 static void successes_without_data_are_none_chunks(void) {
-        td = td_new(1 << 20);
-        open_disk(false);
+        open_disk(TC_EXTENDED, false);
         tc_request(tc, 0, NBDSDK_CMD_FLUSH, 1, 0, 0, NULL, 0);
         expect_none(1, 0, "FLUSH");
         tc_request(tc, 0, NBDSDK_CMD_TRIM, 2, 8192, 4096, NULL, 0);

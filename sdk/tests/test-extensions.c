@@ -5,16 +5,13 @@
 #include <errno.h>
 #include <stdlib.h>
 #include "tcase.h"
-#include "tclient.h"
-#include "testdisk.h"
+#include "fixture.h"
 #include "wire-internal.h"
 
 #define OPT_X_SYNC 0x4e530001u   /* a private option */
 #define CMD_X_PUSH 0x40          /* payload in, writes, per connection, in range */
 #define CMD_X_STATS 0x41         /* data out, per connection */
 
-static testdisk *td;
-static nbdsdk_server *server;
 static char pushed[64];
 static size_t pushed_len;
 static unsigned handler_calls;
@@ -63,8 +60,7 @@ static int x_stats(nbdsdk_request *req, void *ud) {
 }
 
 static void setup(bool read_only) {
-        td = td_new(1 << 20);
-        server = td_server(td);
+        disk_setup();
         handler_calls = 0;
         pushed_len = 0;
         CHECK(nbdsdk_server_set_read_only(server, read_only) == 0, "read-only");
@@ -76,11 +72,6 @@ static void setup(bool read_only) {
                 NBDSDK_COMMAND_DATA_OUT | NBDSDK_COMMAND_PER_CONNECTION, 0, x_stats };
         CHECK(nbdsdk_server_add_command(server, &push, sizeof push, NULL) == 0, "push");
         CHECK(nbdsdk_server_add_command(server, &stats, sizeof stats, NULL) == 0, "stats");
-}
-
-static void teardown(void) {
-        server = nbdsdk_server_unref(server);
-        td_free(td);
 }
 
 static void send_push(tclient *tc, uint64_t cookie, uint64_t offset, const char *text) {
@@ -104,7 +95,7 @@ static void private_commands_need_the_private_option(void) {
         tc_request(tc, 0, 0x55, 4, 0, 0, NULL, 0);
         CHECK(tc_simple_reply(tc, 4, NULL, 0) == NBDSDK_EINVAL, "an unregistered command is unknown");
         tc_free(tc);
-        teardown();
+        disk_teardown();
 }
 
 static void negotiated_private_commands_work(void) {
@@ -146,7 +137,7 @@ static void negotiated_private_commands_work(void) {
                 CHECK(strncmp(text, "calls=", 6) == 0, "the reply data: \"%s\"", text);
                 tc_free(tc);
         }
-        teardown();
+        disk_teardown();
 }
 
 static void private_commands_under_extended_headers(void) {
@@ -161,7 +152,7 @@ static void private_commands_under_extended_headers(void) {
         tc_request(tc, 0, CMD_X_PUSH, 2, 0, 3, NULL, 0);
         CHECK(tc_reply_status(tc, 2) == NBDSDK_EINVAL, "a payload command without PAYLOAD_LEN: EINVAL");
         tc_free(tc);
-        teardown();
+        disk_teardown();
 }
 
 static void writing_command_on_read_only_export(void) {
@@ -174,7 +165,7 @@ static void writing_command_on_read_only_export(void) {
         CHECK(tc_simple_reply(tc, 1, NULL, 0) == NBDSDK_EPERM, "a writing command on a read-only export: EPERM");
         CHECK(pushed_len == 0, "the handler did not run");
         tc_free(tc);
-        teardown();
+        disk_teardown();
 }
 
 static void malformed_private_option_and_silent_handler(void) {
@@ -188,7 +179,7 @@ static void malformed_private_option_and_silent_handler(void) {
         send_push(tc, 1, 0, "abc");
         CHECK(tc_simple_reply(tc, 1, NULL, 0) == NBDSDK_EINVAL, "a failed negotiation enables nothing");
         tc_free(tc);
-        teardown();
+        disk_teardown();
 }
 
 static void replacing_a_builtin_option(void) {
@@ -200,7 +191,7 @@ static void replacing_a_builtin_option(void) {
         tclient *tc = tc_connect_fixed(server);
         tc_option_expect(tc, NBDSDK_OPT_LIST, NULL, 0, NBDSDK_REP_ERR_POLICY);
         tc_free(tc);
-        teardown();
+        disk_teardown();
 }
 
 static void registration_rules(void) {
@@ -226,7 +217,7 @@ static void registration_rules(void) {
         CHECK(nbdsdk_server_add_command(server, &c, sizeof c, NULL) == -EBUSY, "after start");
         CHECK(nbdsdk_server_add_option(server, 7000, "X", x_list, NULL, 0) == -EBUSY, "after start");
         tc_free(tc);
-        teardown();
+        disk_teardown();
 }
 
 /* A metadata namespace with two contexts: x-test:dirty (status 4 on the first
@@ -339,7 +330,7 @@ static void registered_metadata_namespace(void) {
         }
         CHECK(seen_dirty && seen_base, "one chunk per selected context");
         tc_free(tc);
-        teardown();
+        disk_teardown();
 }
 
 TCASE_MAIN(T(private_commands_need_the_private_option), T(negotiated_private_commands_work),

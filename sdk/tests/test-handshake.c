@@ -4,46 +4,31 @@
 #include <stdlib.h>
 #include <time.h>
 #include "tcase.h"
-#include "tclient.h"
-#include "testdisk.h"
+#include "fixture.h"
 #include "wire-internal.h"
 
-static testdisk *td;
-static nbdsdk_server *server;
-
-static void setup(void) {
-        td = td_new(1 << 20);
-        server = td_server(td);
-}
-
-static void teardown(void) {
-        server = nbdsdk_server_unref(server);
-        td_free(td);
-}
-
 static void greeting_is_fixed_newstyle(void) {
-        setup();
+        disk_setup();
         tclient *tc = tc_connect(server);
         tc_read_greeting(tc); /* checks magics and FIXED_NEWSTYLE|NO_ZEROES */
         CHECK(tc_pending(tc) == 0, "nothing follows the greeting");
         CHECK(strcmp(nbdsdk_conn_get_state_name(tc->conn), "CLIENT_FLAGS") == 0, "waits for client flags");
         tc_free(tc);
-        teardown();
+        disk_teardown();
 }
 
 static void unknown_client_flags_drop_the_connection(void) {
-        setup();
+        disk_setup();
         tclient *tc = tc_connect(server);
         tc_read_greeting(tc);
         tc_send_flags(tc, NBDSDK_FLAG_C_FIXED_NEWSTYLE | (1u << 5));
         CHECK(tc_closed(tc), "spec: the server MUST drop the connection on unknown client flags");
         tc_free(tc);
-        teardown();
+        disk_teardown();
 }
 
 static void unknown_option_gets_unsup_and_stream_stays_in_sync(void) {
-        setup();
-        tclient *tc = tc_connect_fixed(server);
+        open_handshake();
         uint8_t junk[100];
         memset(junk, 0xaa, sizeof junk);
         tc_option_expect(tc, 1000, junk, sizeof junk, NBDSDK_REP_ERR_UNSUP);
@@ -51,48 +36,41 @@ static void unknown_option_gets_unsup_and_stream_stays_in_sync(void) {
         tc_option_expect(tc, NBDSDK_OPT_PEEK_EXPORT, NULL, 0, NBDSDK_REP_ERR_UNSUP);
         /* The next option still parses. */
         tc_option_expect(tc, NBDSDK_OPT_STRUCTURED_REPLY, NULL, 0, NBDSDK_REP_ACK);
-        tc_free(tc);
-        teardown();
+        close_disk();
 }
 
 static void bad_option_magic_drops_the_connection(void) {
-        setup();
-        tclient *tc = tc_connect_fixed(server);
+        open_handshake();
         uint8_t h[16] = { 0 };
         wire_put64(h, 0x1122334455667788ull);
         tc_send(tc, h, sizeof h);
         CHECK(tc_closed(tc), "an option header without IHAVEOPT cannot be resynchronised");
-        tc_free(tc);
-        teardown();
+        close_disk();
 }
 
 static void oversized_option_gets_too_big_and_is_skipped(void) {
-        setup();
-        tclient *tc = tc_connect_fixed(server);
+        open_handshake();
         size_t n = 70000; /* over the default 65536 limit */
         uint8_t *big = calloc(1, n);
         tc_option_expect(tc, NBDSDK_OPT_LIST, big, (uint32_t) n, NBDSDK_REP_ERR_TOO_BIG);
         free(big);
         tc_option_expect(tc, NBDSDK_OPT_STRUCTURED_REPLY, NULL, 0, NBDSDK_REP_ACK);
-        tc_free(tc);
-        teardown();
+        close_disk();
 }
 
 static void too_many_options_drop_the_connection(void) {
-        setup();
+        disk_setup();
         CHECK(nbdsdk_server_set_option_limits(server, 3, 4096) == 0, "setting option limits");
-        tclient *tc = tc_connect_fixed(server);
+        tc = tc_connect_fixed(server);
         for (int i = 0; i < 3; i++)
                 tc_option_expect(tc, 1000, NULL, 0, NBDSDK_REP_ERR_UNSUP);
         tc_send_option(tc, 1000, NULL, 0);
         CHECK(tc_closed(tc), "the fourth option is over the limit of three");
-        tc_free(tc);
-        teardown();
+        close_disk();
 }
 
 static void client_vanishing_mid_option_closes_cleanly(void) {
-        setup();
-        tclient *tc = tc_connect_fixed(server);
+        open_handshake();
         uint8_t h[16];
         wire_put64(h, NBDSDK_MAGIC_OPTS);
         wire_put32(h + 8, NBDSDK_OPT_LIST);
@@ -102,35 +80,30 @@ static void client_vanishing_mid_option_closes_cleanly(void) {
         CHECK(!tc_closed(tc), "still waiting for the rest of the option");
         tc_hangup(tc);
         CHECK(tc_closed(tc), "closed once the client is gone");
-        tc_free(tc);
-        teardown();
+        close_disk();
 }
 
 static void abort_gets_ack_then_close(void) {
-        setup();
-        tclient *tc = tc_connect_fixed(server);
+        open_handshake();
         tc_option_expect(tc, NBDSDK_OPT_ABORT, NULL, 0, NBDSDK_REP_ACK);
         CHECK(tc_closed(tc), "after ABORT's ACK the server closes");
-        tc_free(tc);
-        teardown();
+        close_disk();
 }
 
 static void export_name_enters_transmission_without_zeroes(void) {
-        setup();
-        tclient *tc = tc_connect_fixed(server);
+        open_handshake();
         tc_send_option(tc, NBDSDK_OPT_EXPORT_NAME, "", 0);
         uint8_t r[10];
         tc_recv(tc, r, sizeof r);
-        CHECK(wire_get64(r) == 1 << 20, "export size");
+        CHECK(wire_get64(r) == DISK_SIZE, "export size");
         CHECK(wire_get16(r + 8) & NBDSDK_FLAG_HAS_FLAGS, "HAS_FLAGS is always set");
         CHECK(tc_pending(tc) == 0, "NO_ZEROES negotiated: no 124 zero bytes");
         CHECK(strcmp(nbdsdk_conn_get_state_name(tc->conn), "REQ_HEADER") == 0, "in transmission");
-        tc_free(tc);
-        teardown();
+        close_disk();
 }
 
 static void export_name_sends_zeroes_without_no_zeroes(void) {
-        setup();
+        disk_setup();
         tclient *tc = tc_connect(server);
         tc_read_greeting(tc);
         tc_send_flags(tc, NBDSDK_FLAG_C_FIXED_NEWSTYLE);
@@ -140,31 +113,29 @@ static void export_name_sends_zeroes_without_no_zeroes(void) {
         for (int i = 10; i < 134; i++)
                 CHECK(r[i] == 0, "124 zero bytes follow the export flags");
         tc_free(tc);
-        teardown();
+        disk_teardown();
 }
 
 static void export_name_unknown_drops_the_connection(void) {
-        setup();
-        tclient *tc = tc_connect_fixed(server);
+        open_handshake();
         tc_send_option(tc, NBDSDK_OPT_EXPORT_NAME, "nope", 4);
         CHECK(tc_closed(tc), "EXPORT_NAME has no error reply: unknown export means disconnect");
-        tc_free(tc);
-        teardown();
+        close_disk();
 }
 
 static void non_fixed_client_may_only_send_export_name(void) {
-        setup();
+        disk_setup();
         tclient *tc = tc_connect(server);
         tc_read_greeting(tc);
         tc_send_flags(tc, 0);
         tc_send_option(tc, NBDSDK_OPT_LIST, NULL, 0);
         CHECK(tc_closed(tc), "a non-fixed-newstyle client cannot be answered");
         tc_free(tc);
-        teardown();
+        disk_teardown();
 }
 
 static void handshake_timeout_closes(void) {
-        setup();
+        disk_setup();
         CHECK(nbdsdk_server_set_timeouts(server, 1, 0) == 0, "timeouts");
         tclient *tc = tc_connect(server);
         uint64_t deadline = 0;
@@ -175,7 +146,7 @@ static void handshake_timeout_closes(void) {
         tc_run(tc);
         CHECK(tc_closed(tc), "the handshake deadline passed");
         tc_free(tc);
-        teardown();
+        disk_teardown();
 }
 
 TCASE_MAIN(T(greeting_is_fixed_newstyle), T(unknown_client_flags_drop_the_connection),

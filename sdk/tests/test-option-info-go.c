@@ -4,32 +4,13 @@
  * "NBD_OPT_INFO", "NBD_OPT_GO", "Transmission flags", "Block size constraints"). */
 #include <stdlib.h>
 #include "tcase.h"
-#include "tclient.h"
-#include "testdisk.h"
+#include "fixture.h"
 #include "wire-internal.h"
 
-#define DISK_SIZE (1 << 20)
 /* What the default testdisk offers (FUA emulated by flushing, no multi-conn). */
 #define DEFAULT_FLAGS (NBDSDK_FLAG_HAS_FLAGS | NBDSDK_FLAG_SEND_FLUSH | NBDSDK_FLAG_SEND_FUA | \
                        NBDSDK_FLAG_SEND_TRIM | NBDSDK_FLAG_SEND_WRITE_ZEROES | \
                        NBDSDK_FLAG_SEND_FAST_ZERO | NBDSDK_FLAG_SEND_CACHE)
-
-static testdisk *td;
-static nbdsdk_server *server;
-
-/* A disk with the defaults; tests change td's capabilities before server_up(). */
-static void setup(void) {
-        td = td_new(DISK_SIZE);
-}
-
-static void server_up(void) {
-        server = td_server(td);
-}
-
-static void teardown(void) {
-        server = nbdsdk_server_unref(server);
-        td_free(td);
-}
 
 /* An INFO/GO payload: name length (4), name, request count (2), requests. */
 static uint8_t *info_payload(const char *name, size_t namelen, const uint16_t *reqs, uint16_t nreq,
@@ -93,7 +74,7 @@ static bool in_handshake(tclient *tc) {
 
 /* The flags GO reports for the current testdisk, with or without structured replies. */
 static uint16_t go_flags(bool structured) {
-        server_up();
+        disk_setup();
         tclient *tc = tc_connect_fixed(server);
         if (structured)
                 tc_structured(tc);
@@ -107,24 +88,20 @@ static uint16_t go_flags(bool structured) {
 }
 
 static void info_on_empty_name_describes_the_default_export(void) {
-        setup();
-        server_up();
-        tclient *tc = tc_connect_fixed(server);
+        open_handshake();
         tc_replies r;
         send_info(tc, NBDSDK_OPT_INFO, "", NULL, 0, &r);
         CHECK(check_success(&r, DISK_SIZE) == DEFAULT_FLAGS, "default flags");
         tc_replies_free(&r);
         CHECK(in_handshake(tc), "spec: after INFO the server stays in the handshake");
         tc_check_in_sync(tc);
-        tc_free(tc);
-        teardown();
+        close_disk();
 }
 
 static void named_export_is_found_by_name_and_by_empty_name(void) {
-        setup();
-        server_up();
+        disk_setup();
         CHECK(nbdsdk_server_set_export_name(server, "disk") == 0, "export name");
-        tclient *tc = tc_connect_fixed(server);
+        tc = tc_connect_fixed(server);
         tc_replies r;
         send_info(tc, NBDSDK_OPT_INFO, "disk", NULL, 0, &r);
         check_success(&r, DISK_SIZE);
@@ -136,15 +113,13 @@ static void named_export_is_found_by_name_and_by_empty_name(void) {
         check_success(&r, DISK_SIZE);
         tc_replies_free(&r);
         CHECK(strcmp(nbdsdk_conn_get_export_name(tc->conn), "disk") == 0, "the connection serves \"disk\"");
-        tc_free(tc);
-        teardown();
+        close_disk();
 }
 
 static void unknown_export_gets_err_unknown(void) {
-        setup();
-        server_up();
+        disk_setup();
         CHECK(nbdsdk_server_set_export_name(server, "disk") == 0, "export name");
-        tclient *tc = tc_connect_fixed(server);
+        tc = tc_connect_fixed(server);
         static const char *const names[] = { "nope", "Disk", "disk ", "disk/x" };
         static const uint16_t reqs[] = { NBDSDK_INFO_NAME, NBDSDK_INFO_BLOCK_SIZE };
         for (uint32_t opt = NBDSDK_OPT_INFO; opt <= NBDSDK_OPT_GO; opt++)
@@ -156,16 +131,14 @@ static void unknown_export_gets_err_unknown(void) {
                         CHECK(in_handshake(tc), "a failed GO stays in the handshake");
                 }
         tc_check_in_sync(tc);
-        tc_free(tc);
-        teardown();
+        close_disk();
 }
 
 static void requested_info_is_sent(void) {
-        setup();
-        server_up();
+        disk_setup();
         CHECK(nbdsdk_server_set_export_name(server, "disk") == 0, "export name");
         CHECK(nbdsdk_server_set_description(server, "a test disk") == 0, "description");
-        tclient *tc = tc_connect_fixed(server);
+        tc = tc_connect_fixed(server);
         static const uint16_t reqs[] = { NBDSDK_INFO_NAME, NBDSDK_INFO_DESCRIPTION, NBDSDK_INFO_BLOCK_SIZE };
         tc_replies r;
         send_info(tc, NBDSDK_OPT_INFO, "", reqs, 3, &r);
@@ -183,14 +156,11 @@ static void requested_info_is_sent(void) {
               "default block sizes: minimum 1, preferred 4096, maximum 32 MiB, got %u/%u/%u",
               wire_get32(r.data[i] + 2), wire_get32(r.data[i] + 6), wire_get32(r.data[i] + 10));
         tc_replies_free(&r);
-        tc_free(tc);
-        teardown();
+        close_disk();
 }
 
 static void description_absent_when_none_is_set(void) {
-        setup();
-        server_up();
-        tclient *tc = tc_connect_fixed(server);
+        open_handshake();
         static const uint16_t reqs[] = { NBDSDK_INFO_DESCRIPTION, NBDSDK_INFO_NAME };
         tc_replies r;
         send_info(tc, NBDSDK_OPT_GO, "", reqs, 2, &r);
@@ -199,14 +169,11 @@ static void description_absent_when_none_is_set(void) {
         int i = find_info(&r, NBDSDK_INFO_NAME);
         CHECK(i >= 0 && r.len[i] == 2, "INFO_NAME of the default export \"\" is empty");
         tc_replies_free(&r);
-        tc_free(tc);
-        teardown();
+        close_disk();
 }
 
 static void unknown_info_requests_are_ignored(void) {
-        setup();
-        server_up();
-        tclient *tc = tc_connect_fixed(server);
+        open_handshake();
         static const uint16_t reqs[] = { 0x7777, NBDSDK_INFO_NAME, 0xffff, 4 };
         tc_replies r;
         send_info(tc, NBDSDK_OPT_INFO, "", reqs, 4, &r);
@@ -215,8 +182,7 @@ static void unknown_info_requests_are_ignored(void) {
         CHECK(find_info(&r, 0x7777) < 0 && find_info(&r, 0xffff) < 0 && find_info(&r, 4) < 0,
               "spec: the server MUST ignore unknown information requests");
         tc_replies_free(&r);
-        tc_free(tc);
-        teardown();
+        close_disk();
 }
 
 /* Send a raw INFO/GO payload and expect a single error, then check sync. */
@@ -232,9 +198,7 @@ static void expect_bad_payload(tclient *tc, uint32_t opt, const void *p, uint32_
 }
 
 static void malformed_payloads_get_errors_and_stay_in_sync(void) {
-        setup();
-        server_up();
-        tclient *tc = tc_connect_fixed(server);
+        open_handshake();
         uint8_t p[64];
         for (uint32_t opt = NBDSDK_OPT_INFO; opt <= NBDSDK_OPT_GO; opt++) {
                 expect_bad_payload(tc, opt, NULL, 0, NBDSDK_REP_ERR_INVALID, "no data");
@@ -258,14 +222,11 @@ static void malformed_payloads_get_errors_and_stay_in_sync(void) {
                 wire_put16(p + 7, 0);
                 expect_bad_payload(tc, opt, p, 9, NBDSDK_REP_ERR_INVALID, "name containing NUL");
         }
-        tc_free(tc);
-        teardown();
+        close_disk();
 }
 
 static void name_over_4096_bytes_is_too_big(void) {
-        setup();
-        server_up();
-        tclient *tc = tc_connect_fixed(server);
+        open_handshake();
         char name[NBDSDK_MAX_STRING + 1];
         memset(name, 'x', sizeof name);
         for (uint32_t opt = NBDSDK_OPT_INFO; opt <= NBDSDK_OPT_GO; opt++) {
@@ -278,18 +239,16 @@ static void name_over_4096_bytes_is_too_big(void) {
                 expect_bad_payload(tc, opt, p, len, NBDSDK_REP_ERR_UNKNOWN, "4096-byte unknown name");
                 free(p);
         }
-        tc_free(tc);
-        teardown();
+        close_disk();
 }
 
 static void name_of_4096_bytes_is_served(void) {
-        setup();
-        server_up();
+        disk_setup();
         char name[NBDSDK_MAX_STRING + 1];
         memset(name, 'n', NBDSDK_MAX_STRING);
         name[NBDSDK_MAX_STRING] = 0;
         CHECK(nbdsdk_server_set_export_name(server, name) == 0, "a 4096-byte export name");
-        tclient *tc = tc_connect_fixed(server);
+        tc = tc_connect_fixed(server);
         static const uint16_t reqs[] = { NBDSDK_INFO_NAME };
         tc_replies r;
         send_info(tc, NBDSDK_OPT_GO, name, reqs, 1, &r);
@@ -298,19 +257,18 @@ static void name_of_4096_bytes_is_served(void) {
         CHECK(i >= 0 && r.len[i] == 2 + NBDSDK_MAX_STRING && memcmp(r.data[i] + 2, name, NBDSDK_MAX_STRING) == 0,
               "INFO_NAME carries all 4096 bytes");
         tc_replies_free(&r);
-        tc_free(tc);
-        teardown();
+        close_disk();
 }
 
 static void info_then_go_return_identical_information(void) {
-        setup();
+        td = td_new(DISK_SIZE);
         td->min_block = 512;
         td->pref_block = 4096;
         td->max_block = 1 << 20;
-        server_up();
+        disk_setup();
         CHECK(nbdsdk_server_set_export_name(server, "disk") == 0, "export name");
         CHECK(nbdsdk_server_set_description(server, "described") == 0, "description");
-        tclient *tc = tc_connect_fixed(server);
+        tc = tc_connect_fixed(server);
         tc_structured(tc);
         static const uint16_t reqs[] = { NBDSDK_INFO_BLOCK_SIZE, NBDSDK_INFO_NAME, NBDSDK_INFO_DESCRIPTION };
         tc_replies info, go;
@@ -324,14 +282,11 @@ static void info_then_go_return_identical_information(void) {
                       "spec: INFO then GO MUST return the same information (reply %u differs)", i);
         tc_replies_free(&info);
         tc_replies_free(&go);
-        tc_free(tc);
-        teardown();
+        close_disk();
 }
 
 static void go_enters_transmission(void) {
-        setup();
-        server_up();
-        tclient *tc = tc_connect_fixed(server);
+        open_handshake();
         memcpy(td->data + 4096, "hello", 5);
         tc_go(tc, "", NULL, NULL);
         CHECK(strcmp(nbdsdk_conn_get_state_name(tc->conn), "REQ_HEADER") == 0, "GO's ACK starts transmission");
@@ -339,28 +294,25 @@ static void go_enters_transmission(void) {
         char buf[5];
         CHECK(tc_simple_reply(tc, 7, buf, 5) == 0 && memcmp(buf, "hello", 5) == 0,
               "a READ right after GO's ACK is served (no padding in between)");
-        tc_free(tc);
-        teardown();
+        close_disk();
 }
 
 static void flags_of_a_full_disk(void) {
-        setup();
+        td = td_new(DISK_SIZE);
         CHECK(go_flags(false) == DEFAULT_FLAGS, "every capability present: flags 0x%x", DEFAULT_FLAGS);
-        teardown();
+        disk_teardown();
 }
 
 static void df_only_after_structured_replies(void) {
-        setup();
+        td = td_new(DISK_SIZE);
         CHECK(!(go_flags(false) & NBDSDK_FLAG_SEND_DF), "spec: SEND_DF MUST be clear without structured replies");
         CHECK(go_flags(true) == (DEFAULT_FLAGS | NBDSDK_FLAG_SEND_DF), "SEND_DF once structured replies are on");
-        server_up();
-        tclient *tc = tc_connect_fixed(server);
+        open_handshake();
         tc_extended(tc);
         uint16_t flags = 0;
         tc_go(tc, "", NULL, &flags);
         CHECK(flags & NBDSDK_FLAG_SEND_DF, "SEND_DF with extended headers");
-        tc_free(tc);
-        teardown();
+        close_disk();
 }
 
 #define WRITE_FLAGS (NBDSDK_FLAG_SEND_FUA | NBDSDK_FLAG_SEND_TRIM | NBDSDK_FLAG_SEND_WRITE_ZEROES | \
@@ -368,42 +320,40 @@ static void df_only_after_structured_replies(void) {
 #define READ_ONLY_FLAGS ((DEFAULT_FLAGS & ~WRITE_FLAGS) | NBDSDK_FLAG_READ_ONLY)
 
 static void read_only_by_setting(void) {
-        setup();
-        server_up();
+        disk_setup();
         CHECK(nbdsdk_server_set_read_only(server, true) == 0, "read-only");
-        tclient *tc = tc_connect_fixed(server);
+        tc = tc_connect_fixed(server);
         uint16_t flags = 0;
         tc_go(tc, "", NULL, &flags);
         CHECK(flags == READ_ONLY_FLAGS, "READ_ONLY set, write-only features cleared: got 0x%x", flags);
         CHECK(nbdsdk_conn_is_read_only(tc->conn), "the connection knows it is read-only");
-        tc_free(tc);
-        teardown();
+        close_disk();
 }
 
 static void read_only_by_can_write(void) {
-        setup();
+        td = td_new(DISK_SIZE);
         td->can_write = 0;
         uint16_t flags = go_flags(true);
         CHECK(flags == (READ_ONLY_FLAGS | NBDSDK_FLAG_SEND_DF), "can_write=0: got 0x%x", flags);
         td->can_write = 1;
         CHECK(go_flags(false) == DEFAULT_FLAGS, "can_write=1: writable");
-        teardown();
+        disk_teardown();
 }
 
 static void no_flush_means_no_flush_and_no_emulated_fua(void) {
-        setup();
+        td = td_new(DISK_SIZE);
         td->has_flush = false;
         uint16_t flags = go_flags(false);
         CHECK(flags == (DEFAULT_FLAGS & ~(NBDSDK_FLAG_SEND_FLUSH | NBDSDK_FLAG_SEND_FUA)),
               "no flush callback: no SEND_FLUSH, no SEND_FUA; got 0x%x", flags);
         td->can_fua = NBDSDK_CAP_EMULATE;
         CHECK(!(go_flags(false) & NBDSDK_FLAG_SEND_FUA), "FUA cannot be emulated without flush");
-        teardown();
+        disk_teardown();
 }
 
 /* Write one block with FUA and return the callback log. */
 static const char *fua_write_log(void) {
-        server_up();
+        disk_setup();
         tclient *tc = tc_connect_fixed(server);
         uint16_t flags = 0;
         tc_go(tc, "", NULL, &flags);
@@ -418,7 +368,7 @@ static const char *fua_write_log(void) {
 }
 
 static void fua_native_and_emulated(void) {
-        setup();
+        td = td_new(DISK_SIZE);
         td->can_fua = NBDSDK_CAP_NATIVE;
         CHECK(strcmp(fua_write_log(), "w") == 0 && td->log_flags[0] == NBDSDK_FUA,
               "native FUA: pwrite gets NBDSDK_FUA and no flush follows (log \"%s\")", td->log);
@@ -427,21 +377,21 @@ static void fua_native_and_emulated(void) {
               "emulated FUA: a plain pwrite then flush (log \"%s\")", td->log);
         td->can_fua = NBDSDK_CAP_NONE;
         CHECK(!(go_flags(false) & NBDSDK_FLAG_SEND_FUA), "can_fua NONE: no SEND_FUA");
-        teardown();
+        disk_teardown();
 }
 
 static void multi_conn_only_when_the_backend_says_so(void) {
-        setup();
+        td = td_new(DISK_SIZE);
         CHECK(!(go_flags(false) & NBDSDK_FLAG_CAN_MULTI_CONN), "no can_multi_conn: not advertised");
         td->can_multi_conn = 0;
         CHECK(!(go_flags(false) & NBDSDK_FLAG_CAN_MULTI_CONN), "can_multi_conn=0: not advertised");
         td->can_multi_conn = 1;
         CHECK(go_flags(false) == (DEFAULT_FLAGS | NBDSDK_FLAG_CAN_MULTI_CONN), "can_multi_conn=1: advertised");
-        teardown();
+        disk_teardown();
 }
 
 static void cache_trim_and_zero_flags(void) {
-        setup();
+        td = td_new(DISK_SIZE);
         td->has_cache = false;
         CHECK(go_flags(false) & NBDSDK_FLAG_SEND_CACHE, "no cache callback: emulated by reading");
         td->can_cache = NBDSDK_CAP_NONE;
@@ -457,12 +407,12 @@ static void cache_trim_and_zero_flags(void) {
         flags = go_flags(false);
         CHECK(!(flags & (NBDSDK_FLAG_SEND_WRITE_ZEROES | NBDSDK_FLAG_SEND_FAST_ZERO)),
               "spec: SEND_FAST_ZERO MUST be clear when SEND_WRITE_ZEROES is; got 0x%x", flags);
-        teardown();
+        disk_teardown();
 }
 
 /* NBD_INFO_BLOCK_SIZE for the current testdisk: {minimum, preferred, maximum}. */
 static void go_block_sizes(uint32_t *v) {
-        server_up();
+        disk_setup();
         tclient *tc = tc_connect_fixed(server);
         static const uint16_t reqs[] = { NBDSDK_INFO_BLOCK_SIZE };
         tc_replies r;
@@ -478,7 +428,7 @@ static void go_block_sizes(uint32_t *v) {
 }
 
 static void block_sizes_come_from_the_backend(void) {
-        setup();
+        td = td_new(DISK_SIZE);
         uint32_t v[3];
         td->min_block = 512;
         td->pref_block = 65536;
@@ -488,7 +438,7 @@ static void block_sizes_come_from_the_backend(void) {
         td->max_block = UINT32_MAX;
         go_block_sizes(v);
         CHECK(v[2] == 32u << 20, "the maximum is capped at the server's maximum payload, got %u", v[2]);
-        teardown();
+        disk_teardown();
 }
 
 static void invalid_block_sizes_fail_go_with_an_error(void) {
@@ -500,9 +450,9 @@ static void invalid_block_sizes_fail_go_with_an_error(void) {
                 { 1, 256, 1 << 20 },         /* preferred below 512 */
                 { 512, 4096, 1024 },         /* maximum below the preferred */
         };
-        setup();
+        td = td_new(DISK_SIZE);
         td->min_block = 512; /* non-zero: the ops get a get_block_size callback */
-        server_up();
+        disk_setup();
         for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
                 td->min_block = bad[k][0];
                 td->pref_block = bad[k][1];
@@ -521,7 +471,7 @@ static void invalid_block_sizes_fail_go_with_an_error(void) {
                 tc_check_in_sync(tc);
                 tc_free(tc);
         }
-        teardown();
+        disk_teardown();
 }
 
 TCASE_MAIN(T(info_on_empty_name_describes_the_default_export), T(named_export_is_found_by_name_and_by_empty_name),

@@ -4,22 +4,8 @@
  * and a selection that is replaced even when SET fails. */
 #include <stdlib.h>
 #include "tcase.h"
-#include "tclient.h"
-#include "testdisk.h"
+#include "fixture.h"
 #include "wire-internal.h"
-
-static testdisk *td;
-static nbdsdk_server *server;
-
-static void setup(void) {
-        td = td_new(1 << 20);
-        server = td_server(td);
-}
-
-static void teardown(void) {
-        server = nbdsdk_server_unref(server);
-        td_free(td);
-}
 
 /* A meta context payload: name length (4), name, query count (4), then
  * length (4) and text of each query. */
@@ -93,8 +79,7 @@ static uint32_t block_status_after_go(tclient *tc, uint32_t *retid) {
 }
 
 static void set_selects_base_allocation_with_a_nonzero_id(void) {
-        setup();
-        tclient *tc = tc_connect_fixed(server);
+        open_handshake();
         tc_structured(tc);
         static const char *const q[] = { "base:allocation" };
         tc_replies r;
@@ -105,14 +90,13 @@ static void set_selects_base_allocation_with_a_nonzero_id(void) {
         uint32_t got = 0;
         CHECK(block_status_after_go(tc, &got) == 0, "BLOCK_STATUS works after SET");
         CHECK(got == id, "BLOCK_STATUS answers with the id SET returned (%u, got %u)", id, got);
-        tc_free(tc);
-        teardown();
+        close_disk();
 }
 
 static void selection_made_by_empty_name_survives_go_by_canonical_name(void) {
-        setup();
+        disk_setup();
         CHECK(nbdsdk_server_set_export_name(server, "disk") == 0, "export name");
-        tclient *tc = tc_connect_fixed(server);
+        tc = tc_connect_fixed(server);
         tc_structured(tc);
         tc_set_meta_context(tc, "", "base:allocation");
         uint8_t p[10];
@@ -127,25 +111,21 @@ static void selection_made_by_empty_name_survives_go_by_canonical_name(void) {
         tc_request(tc, 0, NBDSDK_CMD_BLOCK_STATUS, 3, 0, 4096, NULL, 0);
         uint16_t type = tc_chunk(tc, 3, NULL, NULL, NULL);
         CHECK(type == NBDSDK_REPLY_TYPE_BLOCK_STATUS, "\"\" and \"disk\" are the same export: the context is kept");
-        tc_free(tc);
-        teardown();
+        close_disk();
 }
 
 static void list_with_no_queries_lists_base_allocation_with_id_0(void) {
-        setup();
-        tclient *tc = tc_connect_fixed(server);
+        open_handshake();
         tc_structured(tc);
         tc_replies r;
         send_meta(tc, NBDSDK_OPT_LIST_META_CONTEXT, "", NULL, 0, &r);
         CHECK(expect_base_allocation(&r) == 0, "spec: LIST's context ids SHOULD be 0");
         tc_replies_free(&r);
-        tc_free(tc);
-        teardown();
+        close_disk();
 }
 
 static void base_wildcard_lists_but_does_not_select(void) {
-        setup();
-        tclient *tc = tc_connect_fixed(server);
+        open_handshake();
         tc_structured(tc);
         static const char *const q[] = { "base:" };
         tc_replies r;
@@ -157,13 +137,11 @@ static void base_wildcard_lists_but_does_not_select(void) {
         tc_replies_free(&r);
         uint32_t id;
         CHECK(block_status_after_go(tc, &id) == NBDSDK_EINVAL, "SET \"base:\" selected nothing: EINVAL");
-        tc_free(tc);
-        teardown();
+        close_disk();
 }
 
 static void unknown_queries_are_ignored(void) {
-        setup();
-        tclient *tc = tc_connect_fixed(server);
+        open_handshake();
         tc_structured(tc);
         static const char *const unknown[] = { "qemu:dirty-bitmap:x", "base:other", "base:allocation2",
                                                "BASE:allocation" };
@@ -182,13 +160,11 @@ static void unknown_queries_are_ignored(void) {
                 tc_replies_free(&r);
         }
         tc_check_in_sync(tc);
-        tc_free(tc);
-        teardown();
+        close_disk();
 }
 
 static void repeated_query_is_answered_once(void) {
-        setup();
-        tclient *tc = tc_connect_fixed(server);
+        open_handshake();
         tc_structured(tc);
         static const char *const q[] = { "base:allocation", "base:", "base:allocation" };
         tc_replies r;
@@ -198,21 +174,18 @@ static void repeated_query_is_answered_once(void) {
         send_meta(tc, NBDSDK_OPT_SET_META_CONTEXT, "", q, 3, &r);
         CHECK(expect_base_allocation(&r) != 0, "SET selects the context once, with one id");
         tc_replies_free(&r);
-        tc_free(tc);
-        teardown();
+        close_disk();
 }
 
 static void set_without_structured_replies_is_invalid(void) {
-        setup();
-        tclient *tc = tc_connect_fixed(server);
+        open_handshake();
         static const char *const q[] = { "base:allocation" };
         tc_replies r;
         send_meta(tc, NBDSDK_OPT_SET_META_CONTEXT, "", q, 1, &r);
         expect_only(&r, NBDSDK_REP_ERR_INVALID);
         tc_replies_free(&r);
         tc_check_in_sync(tc);
-        tc_free(tc);
-        teardown();
+        close_disk();
 }
 
 /* A raw payload that must get ERR (for both options), keeping the stream in sync. */
@@ -229,8 +202,7 @@ static void expect_bad(tclient *tc, const uint8_t *p, uint32_t len, uint32_t err
 }
 
 static void malformed_payloads_are_invalid(void) {
-        setup();
-        tclient *tc = tc_connect_fixed(server);
+        open_handshake();
         tc_structured(tc);
         uint8_t p[64] = { 0 };
         expect_bad(tc, p, 0, NBDSDK_REP_ERR_INVALID, "no data");
@@ -259,14 +231,13 @@ static void malformed_payloads_are_invalid(void) {
         /* No queries and trailing bytes. */
         wire_put32(p + 4, 0);
         expect_bad(tc, p, 12, NBDSDK_REP_ERR_INVALID, "trailing bytes after zero queries");
-        tc_free(tc);
-        teardown();
+        close_disk();
 }
 
 static void unknown_export_is_err_unknown(void) {
-        setup();
+        disk_setup();
         CHECK(nbdsdk_server_set_export_name(server, "disk") == 0, "export name");
-        tclient *tc = tc_connect_fixed(server);
+        tc = tc_connect_fixed(server);
         tc_structured(tc);
         static const char *const q[] = { "base:allocation" };
         for (uint32_t opt = NBDSDK_OPT_LIST_META_CONTEXT; opt <= NBDSDK_OPT_SET_META_CONTEXT; opt++) {
@@ -279,13 +250,11 @@ static void unknown_export_is_err_unknown(void) {
                 tc_replies_free(&r);
         }
         tc_check_in_sync(tc);
-        tc_free(tc);
-        teardown();
+        close_disk();
 }
 
 static void oversized_query_is_too_big(void) {
-        setup();
-        tclient *tc = tc_connect_fixed(server);
+        open_handshake();
         tc_structured(tc);
         char *big = malloc(NBDSDK_MAX_STRING + 2);
         memset(big, 'q', NBDSDK_MAX_STRING + 1);
@@ -301,15 +270,14 @@ static void oversized_query_is_too_big(void) {
         expect_bad(tc, p, len, NBDSDK_REP_ERR_TOO_BIG, "a 4097-byte export name");
         free(p);
         free(big);
-        tc_free(tc);
-        teardown();
+        close_disk();
 }
 
 /* SET base:allocation, then the SET given by P/LEN; afterwards nothing is selected. */
 static void failed_set_clears(const uint8_t *p, uint32_t len, uint32_t expect, const char *what) {
-        setup();
+        disk_setup();
         CHECK(nbdsdk_server_set_export_name(server, "disk") == 0, "export name");
-        tclient *tc = tc_connect_fixed(server);
+        tc = tc_connect_fixed(server);
         tc_structured(tc);
         tc_set_meta_context(tc, "", "base:allocation");
         tc_send_option(tc, NBDSDK_OPT_SET_META_CONTEXT, p, len);
@@ -320,8 +288,7 @@ static void failed_set_clears(const uint8_t *p, uint32_t len, uint32_t expect, c
         uint32_t id;
         CHECK(block_status_after_go(tc, &id) == NBDSDK_EINVAL,
               "spec: SET replaces the selection even when it fails (%s): BLOCK_STATUS gets EINVAL", what);
-        tc_free(tc);
-        teardown();
+        close_disk();
 }
 
 static void set_replaces_the_selection_even_when_it_fails(void) {

@@ -4,32 +4,8 @@
  * carrying the backend's message. */
 #include <stdlib.h>
 #include "tcase.h"
-#include "tclient.h"
-#include "testdisk.h"
+#include "fixture.h"
 #include "wire-internal.h"
-
-static testdisk *td;
-static nbdsdk_server *server;
-static tclient *tc;
-static const char *mode;
-
-static void open_disk(tc_mode m) {
-        mode = tc_mode_names[m];
-        server = td_server(td);
-        tc = tc_open(server, m, false, NULL);
-        td_clear_log(td);
-}
-
-static void close_disk(void) {
-        tc_free(tc);
-        server = nbdsdk_server_unref(server);
-        td_free(td);
-}
-
-static void fill(uint8_t *buf, size_t len, unsigned seed) {
-        for (size_t i = 0; i < len; i++)
-                buf[i] = (uint8_t) (seed * 31 + i * 7 + (i >> 9) + 1);
-}
 
 /* Write SEED's pattern over OFFSET..+LEN through the protocol. */
 static void put(uint64_t offset, size_t len, unsigned seed) {
@@ -116,8 +92,7 @@ static unsigned check_tiling(const chunk *v, unsigned n, uint64_t offset, uint64
 }
 
 static void sparse_read_sends_holes_in(tc_mode m) {
-        td = td_new(1 << 20);
-        open_disk(m);
+        open_disk(m, false);
         put(8192, 4096, 1);
         put(20480, 8192, 2);
         chunk v[CHUNKS_MAX];
@@ -152,11 +127,10 @@ static void sparse_read_sends_holes_in(tc_mode m) {
 static void short_reads_are_not_sparse_by_default_in(tc_mode m) {
         for (int lowered = 0; lowered < 2; lowered++) {
                 td = td_new(1 << 20);
-                mode = tc_mode_names[m];
                 server = td_server(td);
                 if (lowered)
                         CHECK(nbdsdk_server_set_sparse_reads(server, 4096) == 0, "minimum 4096");
-                tc = tc_open(server, m, false, NULL);
+                open_disk(m, false);
                 chunk v[CHUNKS_MAX];
                 tc_request(tc, 0, NBDSDK_CMD_READ, 1, 0, 4096, NULL, 0);
                 unsigned n = read_chunks(1, 0, v);
@@ -170,8 +144,7 @@ static void short_reads_are_not_sparse_by_default_in(tc_mode m) {
 }
 
 static void df_read_is_one_data_chunk_in(tc_mode m) {
-        td = td_new(1 << 20);
-        open_disk(m);
+        open_disk(m, false);
         put(8192, 4096, 3);
         chunk v[CHUNKS_MAX];
         tc_request(tc, NBDSDK_CMD_FLAG_DF, NBDSDK_CMD_READ, 1, 4096, 16384, NULL, 0);
@@ -188,11 +161,10 @@ static void read_without_block_status_is_one_data_chunk_in(tc_mode m) {
         for (int how = 0; how < 2; how++) {
                 td = td_new(1 << 20);
                 td->has_block_status = how == 0 ? false : true;
-                mode = tc_mode_names[m];
                 server = td_server(td);
                 if (how == 1)
                         CHECK(nbdsdk_server_set_sparse_reads(server, false) == 0, "sparse reads off");
-                tc = tc_open(server, m, false, NULL);
+                open_disk(m, false);
                 put(8192, 4096, 4);
                 chunk v[CHUNKS_MAX];
                 tc_request(tc, 0, NBDSDK_CMD_READ, 1, 0, 65536, NULL, 0);
@@ -206,13 +178,19 @@ static void read_without_block_status_is_one_data_chunk_in(tc_mode m) {
         }
 }
 
+/* LEN bytes written at the start, then every READ (and WRITE_ZEROES) fails
+ * with EIO and MSG. */
+static void open_failing_disk(tc_mode m, size_t len, const char *msg) {
+        open_disk(m, false);
+        put(0, len, 5);
+        td->pread_result = -EIO;
+        td->zero_result = -EIO;
+        td->error_message = msg;
+}
+
 static void read_error_is_an_error_chunk_with_the_message_in(tc_mode m) {
         static const char msg[] = "medium error at sector 7";
-        td = td_new(1 << 20);
-        open_disk(m);
-        put(0, 8192, 5);
-        td->pread_result = -EIO;
-        td->error_message = msg;
+        open_failing_disk(m, 8192, msg);
         chunk v[CHUNKS_MAX];
         tc_request(tc, 0, NBDSDK_CMD_READ, 1, 0, 8192, NULL, 0);
         unsigned n = read_chunks(1, 0, v);
@@ -224,7 +202,6 @@ static void read_error_is_an_error_chunk_with_the_message_in(tc_mode m) {
               "%s: the backend's message: \"%s\"", mode, (char *) v[0].payload + 6);
         free_chunks(v, n);
         /* The same failure on a command without data. */
-        td->zero_result = -EIO;
         tc_request(tc, 0, NBDSDK_CMD_WRITE_ZEROES, 2, 0, 4096, NULL, 0);
         n = read_chunks(2, 0, v);
         CHECK(n == 1 && v[0].type == NBDSDK_REPLY_TYPE_ERROR && wire_get32(v[0].payload) == NBDSDK_EIO &&
@@ -238,11 +215,7 @@ static void error_message_is_at_most_4096_bytes_in(tc_mode m) {
         char *msg = malloc(5001);
         memset(msg, 'x', 5000);
         msg[5000] = 0;
-        td = td_new(1 << 20);
-        open_disk(m);
-        put(0, 4096, 6);
-        td->pread_result = -EIO;
-        td->error_message = msg;
+        open_failing_disk(m, 4096, msg);
         chunk v[CHUNKS_MAX];
         tc_request(tc, 0, NBDSDK_CMD_READ, 1, 0, 4096, NULL, 0);
         unsigned n = read_chunks(1, 0, v);
@@ -255,8 +228,7 @@ static void error_message_is_at_most_4096_bytes_in(tc_mode m) {
 }
 
 static void read_error_with_simple_replies(void) {
-        td = td_new(1 << 20);
-        open_disk(TC_SIMPLE);
+        open_disk(TC_SIMPLE, false);
         td->pread_result = -EIO;
         td->error_message = "lost";
         uint8_t buf[4096];
@@ -268,8 +240,7 @@ static void read_error_with_simple_replies(void) {
 /* Spec: with structured replies a READ is always answered with chunks, even
  * when it is refused before reaching the backend. */
 static void early_read_errors_are_chunks_in(tc_mode m) {
-        td = td_new(1 << 20);
-        open_disk(m);
+        open_disk(m, false);
         chunk v[CHUNKS_MAX];
         tc_request(tc, 0, NBDSDK_CMD_READ, 1, 2 << 20, 4096, NULL, 0);
         unsigned n = read_chunks(1, 2 << 20, v);
@@ -281,8 +252,6 @@ static void early_read_errors_are_chunks_in(tc_mode m) {
         close_disk();
 }
 
-#define STRUCTURED_MODES(name) \
-        static void name(void) { for (tc_mode m = TC_STRUCTURED; m < TC_MODES; m++) name##_in(m); }
 STRUCTURED_MODES(sparse_read_sends_holes)
 STRUCTURED_MODES(short_reads_are_not_sparse_by_default)
 STRUCTURED_MODES(df_read_is_one_data_chunk)

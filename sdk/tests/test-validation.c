@@ -5,28 +5,8 @@
  * errors that end a connection. */
 #include <stdlib.h>
 #include "tcase.h"
-#include "tclient.h"
-#include "testdisk.h"
+#include "fixture.h"
 #include "wire-internal.h"
-
-static testdisk *td;
-static nbdsdk_server *server;
-static tclient *tc;
-static uint16_t eflags;
-static const char *mode;
-
-static void open_disk(tc_mode m, bool meta) {
-        mode = tc_mode_names[m];
-        server = td_server(td);
-        tc = tc_open(server, m, meta, &eflags);
-        td_clear_log(td);
-}
-
-static void close_disk(void) {
-        tc_free(tc);
-        server = nbdsdk_server_unref(server);
-        td_free(td);
-}
 
 /* The next request is still parsed and served: nothing was left unread. */
 static void still_usable(const char *what) {
@@ -52,13 +32,9 @@ static void refused(uint16_t flags, uint16_t type, uint64_t offset, uint64_t len
         still_usable(what);
 }
 
-#define ALL_MODES(name) \
-        static void name(void) { for (tc_mode m = TC_SIMPLE; m < TC_MODES; m++) name##_in(m); }
-
 static void past_the_end_in(tc_mode m) {
-        td = td_new(1 << 20);
         open_disk(m, m != TC_SIMPLE);
-        const uint64_t end = 1 << 20;
+        const uint64_t end = DISK_SIZE;
         refused(0, NBDSDK_CMD_READ, end - 4096, 8192, 0, NBDSDK_EINVAL, "READ across the end");
         refused(0, NBDSDK_CMD_READ, end, 512, 0, NBDSDK_EINVAL, "READ at the end");
         refused(0, NBDSDK_CMD_READ, 2 * end, 512, 0, NBDSDK_EINVAL, "READ beyond the end");
@@ -76,7 +52,6 @@ static void past_the_end_in(tc_mode m) {
 ALL_MODES(past_the_end)
 
 static void offset_plus_length_overflow_in(tc_mode m) {
-        td = td_new(1 << 20);
         open_disk(m, false);
         const uint64_t off = UINT64_MAX - 511;
         refused(0, NBDSDK_CMD_READ, off, 1024, 0, NBDSDK_EINVAL, "READ wrapping around");
@@ -88,7 +63,6 @@ static void offset_plus_length_overflow_in(tc_mode m) {
 ALL_MODES(offset_plus_length_overflow)
 
 static void zero_length_in(tc_mode m) {
-        td = td_new(1 << 20);
         open_disk(m, false);
         refused(0, NBDSDK_CMD_READ, 0, 0, 0, NBDSDK_EINVAL, "zero-length READ");
         refused(0, NBDSDK_CMD_WRITE, 0, 0, 0, NBDSDK_EINVAL, "zero-length WRITE");
@@ -119,7 +93,6 @@ static void misaligned_to_the_minimum_block_in(tc_mode m) {
 ALL_MODES(misaligned_to_the_minimum_block)
 
 static void unknown_command_in(tc_mode m) {
-        td = td_new(1 << 20);
         open_disk(m, false);
         refused(0, NBDSDK_CMD_RESIZE, 0, 0, 0, NBDSDK_EINVAL, "RESIZE (never advertised)");
         refused(0, 9, 0, 4096, 0, NBDSDK_EINVAL, "command 9");
@@ -129,7 +102,6 @@ static void unknown_command_in(tc_mode m) {
 ALL_MODES(unknown_command)
 
 static void unknown_flags_in(tc_mode m) {
-        td = td_new(1 << 20);
         open_disk(m, false);
         refused(1u << 9, NBDSDK_CMD_READ, 0, 4096, 0, NBDSDK_EINVAL, "READ with flag bit 9");
         refused(1u << 15, NBDSDK_CMD_WRITE, 0, 4096, 4096, NBDSDK_EINVAL, "WRITE with flag bit 15");
@@ -140,7 +112,6 @@ ALL_MODES(unknown_flags)
 
 /* Structured replies, so that DF itself is valid on a READ. */
 static void flags_on_the_wrong_command_in(tc_mode m) {
-        td = td_new(1 << 20);
         open_disk(m, true);
         refused(NBDSDK_CMD_FLAG_DF, NBDSDK_CMD_WRITE, 0, 4096, 4096, NBDSDK_EINVAL, "DF on WRITE");
         refused(NBDSDK_CMD_FLAG_REQ_ONE, NBDSDK_CMD_READ, 0, 4096, 0, NBDSDK_EINVAL, "REQ_ONE on READ");
@@ -190,7 +161,6 @@ static void not_advertised_in(tc_mode m) {
 ALL_MODES(not_advertised)
 
 static void df_without_structured_replies(void) {
-        td = td_new(1 << 20);
         open_disk(TC_SIMPLE, false);
         CHECK(!(eflags & NBDSDK_FLAG_SEND_DF), "DF is not advertised without structured replies");
         refused(NBDSDK_CMD_FLAG_DF, NBDSDK_CMD_READ, 0, 4096, 0, NBDSDK_EINVAL, "DF with simple replies");
@@ -198,7 +168,6 @@ static void df_without_structured_replies(void) {
 }
 
 static void block_status_without_a_context_in(tc_mode m) {
-        td = td_new(1 << 20);
         open_disk(m, false);
         refused(0, NBDSDK_CMD_BLOCK_STATUS, 0, 4096, 0, NBDSDK_EINVAL, "BLOCK_STATUS without SET_META_CONTEXT");
         close_disk();
@@ -213,9 +182,7 @@ static void writes_on_a_read_only_export_in(tc_mode m) {
                 server = td_server(td);
                 if (how == 0)
                         CHECK(nbdsdk_server_set_read_only(server, true) == 0, "read-only");
-                mode = tc_mode_names[m];
-                tc = tc_open(server, m, false, &eflags);
-                td_clear_log(td);
+                open_disk(m, false);
                 CHECK(eflags & NBDSDK_FLAG_READ_ONLY, "%s: READ_ONLY advertised", mode);
                 CHECK(!(eflags & (NBDSDK_FLAG_SEND_TRIM | NBDSDK_FLAG_SEND_WRITE_ZEROES | NBDSDK_FLAG_SEND_FUA)),
                       "%s: no write-side features on a read-only export", mode);
@@ -232,9 +199,7 @@ static void oversized_read_and_write_in(tc_mode m) {
         td = td_new(4 << 20);
         server = td_server(td);
         CHECK(nbdsdk_server_set_max_payload(server, 1 << 20) == 0, "max payload 1 MiB");
-        mode = tc_mode_names[m];
-        tc = tc_open(server, m, false, &eflags);
-        td_clear_log(td);
+        open_disk(m, false);
         refused(0, NBDSDK_CMD_READ, 0, 2 << 20, 0, NBDSDK_EINVAL, "READ over the maximum payload");
         refused(0, NBDSDK_CMD_WRITE, 0, 2 << 20, 2 << 20, NBDSDK_EINVAL, "WRITE over the maximum payload");
         /* Commands without payload are not limited by it. */
@@ -257,7 +222,6 @@ static void oversized_read_and_write(void) {
 }
 
 static void flush_with_offset_or_length_in(tc_mode m) {
-        td = td_new(1 << 20);
         open_disk(m, false);
         refused(0, NBDSDK_CMD_FLUSH, 4096, 0, 0, NBDSDK_EINVAL, "FLUSH with an offset");
         refused(0, NBDSDK_CMD_FLUSH, 0, 4096, 0, NBDSDK_EINVAL, "FLUSH with a length");
@@ -268,7 +232,6 @@ ALL_MODES(flush_with_offset_or_length)
 static void bad_request_magic_closes_in(tc_mode m) {
         static const uint32_t magics[] = { 0x12560953, 0x25609514, 0 };
         for (size_t i = 0; i < sizeof magics / sizeof magics[0]; i++) {
-                td = td_new(1 << 20);
                 open_disk(m, false);
                 uint8_t h[32] = { 0 };
                 wire_put32(h, magics[i]);
@@ -280,30 +243,30 @@ static void bad_request_magic_closes_in(tc_mode m) {
 }
 ALL_MODES(bad_request_magic_closes)
 
+/* The client goes away in the middle of a request's WHAT: the server waits
+ * for the rest until then, and closes without a reply or a callback. */
+static void vanish_midway(const char *what) {
+        CHECK(!tc_closed(tc), "%s: waiting for the rest of the %s", mode, what);
+        tc_hangup(tc);
+        CHECK(tc_closed(tc), "%s: closed once the client is gone", mode);
+        CHECK(tc_pending(tc) == 0 && td->n_log == 0, "%s: a partial %s: nothing sent, nothing done", mode, what);
+}
+
 static void client_vanishing_mid_header_in(tc_mode m) {
-        td = td_new(1 << 20);
         open_disk(m, false);
         uint8_t h[32] = { 0 };
         wire_put32(h, tc->extended ? NBDSDK_MAGIC_EXT_REQUEST : NBDSDK_MAGIC_REQUEST);
         tc_send(tc, h, 10);
-        CHECK(!tc_closed(tc), "%s: waiting for the rest of the header", mode);
-        tc_hangup(tc);
-        CHECK(tc_closed(tc), "%s: closed once the client is gone", mode);
-        CHECK(tc_pending(tc) == 0 && td->n_log == 0, "%s: nothing sent, nothing done", mode);
+        vanish_midway("header");
         close_disk();
 }
 ALL_MODES(client_vanishing_mid_header)
 
 static void client_vanishing_mid_payload_in(tc_mode m) {
-        td = td_new(1 << 20);
         open_disk(m, false);
         uint8_t data[1000] = { 1 };
-        tc_request(tc, tc->extended ? NBDSDK_CMD_FLAG_PAYLOAD_LEN : 0, NBDSDK_CMD_WRITE, 1, 0, 8192, data,
-                   sizeof data);
-        CHECK(!tc_closed(tc), "%s: waiting for the rest of the payload", mode);
-        tc_hangup(tc);
-        CHECK(tc_closed(tc), "%s: closed once the client is gone", mode);
-        CHECK(tc_pending(tc) == 0 && td->n_log == 0, "%s: a partial WRITE is never written", mode);
+        tc_send_write(tc, 0, 1, 0, 8192, data, sizeof data);
+        vanish_midway("payload");
         close_disk();
 }
 ALL_MODES(client_vanishing_mid_payload)
@@ -313,8 +276,7 @@ static void client_vanishing_with_requests_in_flight_in(tc_mode m) {
         td->defer = true;
         open_disk(m, false);
         uint8_t data[4096] = { 1 };
-        tc_request(tc, tc->extended ? NBDSDK_CMD_FLAG_PAYLOAD_LEN : 0, NBDSDK_CMD_WRITE, 1, 0, sizeof data, data,
-                   sizeof data);
+        tc_send_write(tc, 0, 1, 0, sizeof data, data, sizeof data);
         CHECK(td->n_deferred == 1, "%s: the WRITE is in flight", mode);
         tc_hangup(tc);
         CHECK(nbdsdk_request_complete(td->deferred[0], 0) == 0, "%s: completing after the client left", mode);

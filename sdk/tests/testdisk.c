@@ -22,11 +22,15 @@ static int td_forced(nbdsdk_request *req, testdisk *td, int result) {
         return result;
 }
 
-/* The library's promise: callbacks see only valid, in-range requests. */
-static void td_check_range(testdisk *td, uint64_t count, uint64_t off) {
+/* A callback on a range was called: log it, and check the library's promise
+ * that callbacks see only valid, in-range requests. */
+static testdisk *td_called(void *ud, char c, uint64_t count, uint64_t off, uint32_t flags) {
+        testdisk *td = ud;
         CHECK(count > 0 && off <= td->size && count <= td->size - off,
               "callback got an out-of-range request %llu+%llu", (unsigned long long) off,
               (unsigned long long) count);
+        td_log(td, c, flags);
+        return td;
 }
 
 static int td_finish(testdisk *td, nbdsdk_request *req, int result) {
@@ -66,9 +70,7 @@ CAN(can_fast_zero, can_fast_zero)
 #undef CAN
 
 static int td_pread(nbdsdk_request *req, void *buf, uint64_t count, uint64_t off, uint32_t flags, void *ud) {
-        testdisk *td = ud;
-        td_check_range(td, count, off);
-        td_log(td, 'r', flags);
+        testdisk *td = td_called(ud, 'r', count, off, flags);
         if (td->pread_result)
                 return td_forced(req, td, td->pread_result);
         memcpy(buf, td->data + off, count);
@@ -76,9 +78,7 @@ static int td_pread(nbdsdk_request *req, void *buf, uint64_t count, uint64_t off
 }
 
 static int td_pwrite(nbdsdk_request *req, const void *buf, uint64_t count, uint64_t off, uint32_t flags, void *ud) {
-        testdisk *td = ud;
-        td_check_range(td, count, off);
-        td_log(td, 'w', flags);
+        testdisk *td = td_called(ud, 'w', count, off, flags);
         memcpy(td->data + off, buf, count);
         mark(td, off, count, 1);
         return td_finish(td, req, 0);
@@ -91,16 +91,11 @@ static int td_flush(nbdsdk_request *req, uint32_t flags, void *ud) {
 }
 
 static int td_trim(nbdsdk_request *req, uint64_t count, uint64_t off, uint32_t flags, void *ud) {
-        testdisk *td = ud;
-        td_check_range(td, count, off);
-        td_log(td, 't', flags);
-        return td_finish(td, req, 0);
+        return td_finish(td_called(ud, 't', count, off, flags), req, 0);
 }
 
 static int td_zero(nbdsdk_request *req, uint64_t count, uint64_t off, uint32_t flags, void *ud) {
-        testdisk *td = ud;
-        td_check_range(td, count, off);
-        td_log(td, 'z', flags);
+        testdisk *td = td_called(ud, 'z', count, off, flags);
         if (td->zero_result)
                 return td_forced(req, td, td->zero_result);
         memset(td->data + off, 0, count);
@@ -109,18 +104,13 @@ static int td_zero(nbdsdk_request *req, uint64_t count, uint64_t off, uint32_t f
 }
 
 static int td_cache(nbdsdk_request *req, uint64_t count, uint64_t off, uint32_t flags, void *ud) {
-        testdisk *td = ud;
-        td_check_range(td, count, off);
-        td_log(td, 'c', flags);
-        return td_finish(td, req, 0);
+        return td_finish(td_called(ud, 'c', count, off, flags), req, 0);
 }
 
 /* Blocks never written are holes reading as zero. */
 static int td_block_status(nbdsdk_request *req, uint64_t count, uint64_t off, uint32_t flags,
                            nbdsdk_extents *ext, void *ud) {
-        testdisk *td = ud;
-        td_check_range(td, count, off);
-        td_log(td, 'b', flags);
+        testdisk *td = td_called(ud, 'b', count, off, flags);
         for (uint64_t pos = off; pos < off + count;) {
                 uint64_t b = pos / 4096, end = (b + 1) * 4096;
                 if (end > off + count)

@@ -15,6 +15,7 @@
 #include <nbdsdk/nbdsdk-command.h>
 #include <nbdsdk/nbdsdk-meta.h>
 #include <nbdsdk/nbdsdk-config.h>
+#include <nbdsdk/nbdsdk-stage.h>
 
 #define NBDSDK_VERSION_MAJOR 0
 #define NBDSDK_VERSION_MINOR 1

@@ -1,0 +1,173 @@
+/* qemu-like's command line: qemu-nbd's options, parsed into struct ql_config. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "qemu-like.h"
+
+static const char usage[] =
+        "Usage: qemu-like [OPTIONS] FILE\n"
+        "Serve the raw image or block device FILE over NBD, like qemu-nbd.\n"
+        "\n"
+        "Connection:\n"
+        "  -p, --port=PORT          TCP port to listen on (default 10809)\n"
+        "  -b, --bind=ADDR          address to listen on (default 0.0.0.0)\n"
+        "  -k, --socket=PATH        listen on a Unix socket instead of TCP\n"
+        "  -e, --shared=N           serve up to N clients at once (default 1, 0: no limit);\n"
+        "                           multi-conn is advertised unless N is 1\n"
+        "  -t, --persistent         keep serving after the last client disconnects\n"
+        "  -x, --export-name=NAME   export name (default \"\")\n"
+        "  -D, --description=TEXT   export description\n"
+        "      --fork               run in the background once listening\n"
+        "      --pid-file=PATH      write the server's process ID to PATH\n"
+        "  -v, --verbose            print debugging messages\n"
+        "\n"
+        "Image:\n"
+        "  -f, --format=FORMAT      image format; only 'raw' is supported\n"
+        "  -r, --read-only          export read-only\n"
+        "  -s, --snapshot           serve a throw-away copy: writes never reach FILE\n"
+        "                           (needs a file system with reflinks: btrfs, xfs)\n"
+        "  -o, --offset=OFFSET      serve FILE from OFFSET bytes on\n"
+        "      --cache=MODE         writeback (default), writethrough, none, directsync, unsafe\n"
+        "      --discard=MODE       ignore (default) or unmap: whether trims free space\n"
+        "      --detect-zeroes=MODE off (default), on, or unmap: write zeroes efficiently\n"
+        "  -T, --threads=N          worker threads for file I/O (default 8)\n"
+        "\n"
+        "  -h, --help               show this help\n"
+        "  -V, --version            show the version\n"
+        "Systemd socket activation (one socket, LISTEN_FDS=1) replaces -p, -b and -k.\n";
+
+enum { OPT_FORK = 256, OPT_PID_FILE, OPT_CACHE, OPT_DISCARD, OPT_DETECT_ZEROES };
+
+static const struct option options[] = {
+        { "port", required_argument, NULL, 'p' },
+        { "bind", required_argument, NULL, 'b' },
+        { "socket", required_argument, NULL, 'k' },
+        { "shared", required_argument, NULL, 'e' },
+        { "persistent", no_argument, NULL, 't' },
+        { "export-name", required_argument, NULL, 'x' },
+        { "description", required_argument, NULL, 'D' },
+        { "fork", no_argument, NULL, OPT_FORK },
+        { "pid-file", required_argument, NULL, OPT_PID_FILE },
+        { "verbose", no_argument, NULL, 'v' },
+        { "format", required_argument, NULL, 'f' },
+        { "read-only", no_argument, NULL, 'r' },
+        { "snapshot", no_argument, NULL, 's' },
+        { "offset", required_argument, NULL, 'o' },
+        { "cache", required_argument, NULL, OPT_CACHE },
+        { "discard", required_argument, NULL, OPT_DISCARD },
+        { "detect-zeroes", required_argument, NULL, OPT_DETECT_ZEROES },
+        { "threads", required_argument, NULL, 'T' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { 0 },
+};
+
+/* Index of TEXT in the NULL-terminated NAMES, or -1. */
+static int lookup(const char *text, const char *const *names) {
+        for (int i = 0; names[i]; i++)
+                if (strcmp(text, names[i]) == 0)
+                        return i;
+        return -1;
+}
+
+/* A decimal number from MIN to MAX. */
+static int parse_number(const char *text, unsigned long min, unsigned long max, unsigned long *ret) {
+        char *end;
+        if (text[0] < '0' || text[0] > '9')
+                return -1;
+        unsigned long v = strtoul(text, &end, 10);
+        if (*end || v < min || v > max)
+                return -1;
+        *ret = v;
+        return 0;
+}
+
+static int parse_option(int c, const char *arg, struct ql_config *cf) {
+        static const char *const caches[] = { "writeback", "writethrough", "none", "directsync", "unsafe", NULL };
+        static const char *const discards[] = { "ignore", "unmap", NULL };
+        static const char *const detects[] = { "off", "on", "unmap", NULL };
+        unsigned long n;
+        int i;
+        switch (c) {
+        case 'p':
+                if (parse_number(arg, 1, 65535, &n) < 0)
+                        return ql_error("invalid port '%s' (expected 1 to 65535)", arg);
+                cf->port = arg;
+                return 0;
+        case 'b': cf->bind = arg; return 0;
+        case 'k': cf->socket_path = arg; return 0;
+        case 'e':
+                if (parse_number(arg, 0, 1u << 20, &n) < 0)
+                        return ql_error("invalid --shared value '%s' (expected a number of clients, 0 for no limit)", arg);
+                cf->shared = (unsigned) n;
+                return 0;
+        case 't': cf->persistent = true; return 0;
+        case 'x': cf->export_name = arg; return 0;
+        case 'D': cf->description = arg; return 0;
+        case OPT_FORK: cf->fork = true; return 0;
+        case OPT_PID_FILE: cf->pid_file = arg; return 0;
+        case 'v': cf->verbose = true; return 0;
+        case 'f':
+                if (strcmp(arg, "raw") != 0)
+                        return ql_error("image format '%s' is not supported: qemu-like serves raw images only", arg);
+                return 0;
+        case 'r': cf->read_only = true; return 0;
+        case 's': cf->snapshot = true; return 0;
+        case 'o':
+                if (nbdsdk_parse_size(arg, &cf->offset) < 0)
+                        return ql_error("invalid offset '%s'", arg);
+                return 0;
+        case OPT_CACHE:
+                if ((i = lookup(arg, caches)) < 0)
+                        return ql_error("invalid --cache mode '%s' (writeback, writethrough, none, directsync, unsafe)", arg);
+                cf->cache = (enum ql_cache) i;
+                return 0;
+        case OPT_DISCARD:
+                if ((i = lookup(arg, discards)) < 0)
+                        return ql_error("invalid --discard mode '%s' (ignore, unmap)", arg);
+                cf->discard_unmap = i == 1;
+                return 0;
+        case OPT_DETECT_ZEROES:
+                if ((i = lookup(arg, detects)) < 0)
+                        return ql_error("invalid --detect-zeroes mode '%s' (off, on, unmap)", arg);
+                cf->detect_zeroes = (enum ql_detect_zeroes) i;
+                return 0;
+        case 'T':
+                if (parse_number(arg, 1, 1024, &n) < 0)
+                        return ql_error("invalid --threads value '%s' (expected 1 to 1024)", arg);
+                cf->threads = (unsigned) n;
+                return 0;
+        default:
+                /* getopt_long printed what was wrong. */
+                return 1;
+        }
+}
+
+int cli_parse(int argc, char **argv, struct ql_config *cf) {
+        *cf = (struct ql_config) { .shared = 1, .threads = QL_DEFAULT_THREADS };
+        int c;
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, ":p:b:k:e:tx:D:vf:rso:T:hV", options, NULL)) != -1) {
+                if (c == 'h')
+                        return fputs(usage, stdout), -1;
+                if (c == 'V')
+                        return printf("qemu-like %s (nbdsdk %d.%d)\n", QL_VERSION, NBDSDK_VERSION_MAJOR,
+                                      NBDSDK_VERSION_MINOR), -1;
+                if (c == '?')
+                        return ql_error("unknown option '%s' (see --help)", argv[optind - 1]);
+                if (c == ':')
+                        return ql_error("option '%s' needs a value", argv[optind - 1]);
+                if (parse_option(c, optarg, cf) != 0)
+                        return 1;
+        }
+        if (optind != argc - 1)
+                return ql_error(optind == argc ? "no image file given (see --help)"
+                                               : "exactly one image file expected (see --help)");
+        cf->file = argv[optind];
+        if (cf->socket_path && (cf->port || cf->bind))
+                return ql_error("-k/--socket cannot be combined with -p/--port or -b/--bind");
+        if (cf->detect_zeroes == QL_DETECT_UNMAP && !cf->discard_unmap)
+                return ql_error("--detect-zeroes=unmap needs --discard=unmap");
+        return 0;
+}

@@ -1,0 +1,67 @@
+/* qemu-like: a qemu-nbd-style raw image server on nbdsdk. Shared declarations. */
+#ifndef QEMU_LIKE_H
+#define QEMU_LIKE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <nbdsdk/nbdsdk.h>
+
+#define QL_VERSION "1.0"
+#define QL_DEFAULT_THREADS 8
+
+enum ql_cache { QL_CACHE_WRITEBACK, QL_CACHE_WRITETHROUGH, QL_CACHE_NONE, QL_CACHE_DIRECTSYNC, QL_CACHE_UNSAFE };
+enum ql_detect_zeroes { QL_DETECT_OFF, QL_DETECT_ON, QL_DETECT_UNMAP };
+
+/* The command line (cli.c). */
+struct ql_config {
+        const char *file;
+        const char *port;        /* NULL: not given (10809 when listening on TCP) */
+        const char *bind;        /* NULL: not given (0.0.0.0) */
+        const char *socket_path; /* -k */
+        const char *export_name;
+        const char *description;
+        const char *pid_file;
+        uint64_t offset;
+        unsigned shared;         /* -e: clients at once, 0 = unlimited */
+        unsigned threads;
+        enum ql_cache cache;
+        enum ql_detect_zeroes detect_zeroes;
+        bool read_only, snapshot, persistent, fork, verbose, discard_unmap;
+};
+
+/* Parse argv into CONFIG. Returns 0 to go on, 1 after a one-line error, and
+ * -1 after --help or --version (exit 0). */
+int cli_parse(int argc, char **argv, struct ql_config *config);
+
+/* The open image (image.c). */
+struct ql_image {
+        int fd;
+        uint64_t offset;    /* where the export starts in the file */
+        uint64_t size;      /* bytes served */
+        uint32_t align;     /* alignment of offsets, lengths (and buffers) for direct I/O
+                             * and block devices; 1 for buffered files */
+        bool block_device;
+        bool rotational;
+        bool native_fua;    /* pwritev2(RWF_DSYNC) works */
+        bool sync_writes;   /* opened O_DSYNC: every write is durable already */
+        bool ignore_flush;  /* --cache=unsafe */
+        bool discard;       /* --discard=unmap */
+        bool multi_conn;    /* -e N with N != 1 */
+        enum ql_detect_zeroes detect_zeroes;
+};
+
+/* Open and check CONFIG->file (with --snapshot, serve a clone of it). Returns 0
+ * or 1 after a one-line error. */
+int image_open(const struct ql_config *config, struct ql_image *image);
+
+/* Replace *FD (opened from PATH) by an unlinked reflink clone of it, opened with
+ * FLAGS (snapshot.c). Returns 0 or 1 after a one-line error. */
+int snapshot_clone(const char *path, int *fd, int flags);
+
+/* The data path (backend.c); userdata is the struct ql_image. */
+extern const struct nbdsdk_ops ql_ops;
+
+/* "qemu-like: message" on stderr (log.c). Returns 1, the exit status of a setup error. */
+int ql_error(const char *format, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

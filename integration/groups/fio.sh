@@ -13,7 +13,7 @@ runtime=5
 fio_job() {
 	local name=$1
 	shift
-	run fio --name="$name" --ioengine=nbd --uri="$uri" --size="$area" \
+	run fio --name="$name" --ioengine=nbd --uri="$uri" --size="$area" --verify_state_save=0 \
 		--time_based --runtime="$runtime" --output="$NBDSDK_WORKDIR/$name.out" "$@" ||
 		fail "fio $name: $(grep -m1 -iE 'verify|error|bad' "$NBDSDK_WORKDIR/$name.out" || echo failed)"
 	cat "$NBDSDK_WORKDIR/$name.out" >&2

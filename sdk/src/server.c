@@ -27,6 +27,7 @@ int nbdsdk_server_new(const struct nbdsdk_ops *ops, size_t ops_size, void *userd
         }
         s->n_ref = 1;
         s->userdata = userdata;
+        log_set_program(s->ops.name); /* messages carry the program's name */
         s->max_payload = 32u << 20;
         s->max_requests = 256;
         s->max_bytes = 128u << 20;

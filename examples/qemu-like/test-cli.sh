@@ -10,16 +10,10 @@ for tool in nbdinfo /usr/bin/python3; do
 	command -v "$tool" >/dev/null || { echo "SKIP: $tool is missing (libnbd-bin, python3)"; exit 77; }
 done
 # A private directory on a tmpfs (no reflinks there, which --snapshot needs).
-tmp=$(mktemp -d /dev/shm/qemu-like-cli.XXXXXX)
+tmp_template=/dev/shm/qemu-like-cli.XXXXXX
+# shellcheck source=../test-lib.bash
+source "$(dirname "$0")/../test-lib.bash"
 chmod 755 "$tmp"
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-t() { timeout 30 "$@"; }
 uri() { echo "nbd+unix:///${2:-}?socket=$1"; }
 
 # wait_socket PATH PID: until PATH accepts connections (PID must stay alive).

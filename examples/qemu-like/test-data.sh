@@ -16,26 +16,8 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
-# serve ARGS...: start qemu-like -t -k SOCK ARGS... and wait for its socket.
-serve() {
-	rm -f "$tmp/sock"
-	"$ql" -t -k "$tmp/sock" "$@" &
-	pid=$!
-	for _ in $(seq 200); do
-		[[ -S $tmp/sock ]] && return 0
-		kill -0 "$pid" 2>/dev/null || fail "qemu-like $* did not start"
-		sleep 0.05
-	done
-	fail "qemu-like $* did not listen"
-}
-stop() {
-	kill -TERM "$pid"
-	local rc=0
-	timeout 15 tail --pid="$pid" -f /dev/null || fail "qemu-like did not stop on SIGTERM"
-	wait "$pid" || rc=$?
-	pid=
-	((rc == 0)) || fail "qemu-like exited with status $rc"
-}
+# shellcheck source=serve.bash
+source "$(dirname "$0")/serve.bash"
 # client SCRIPT: run Python with h connected to the server, IMG and REF the paths
 # of the served file and of the expected image (kept up to date by the script).
 client() {

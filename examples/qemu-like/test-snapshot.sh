@@ -28,25 +28,8 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 uri="nbd+unix:///?socket=$tmp/sock"
 
-serve() {
-	rm -f "$tmp/sock"
-	"$ql" -t -k "$tmp/sock" "$@" &
-	pid=$!
-	for _ in $(seq 200); do
-		[[ -S $tmp/sock ]] && return 0
-		kill -0 "$pid" 2>/dev/null || fail "qemu-like $* did not start"
-		sleep 0.05
-	done
-	fail "qemu-like $* did not listen"
-}
-stop() {
-	kill -TERM "$pid"
-	local rc=0
-	timeout 15 tail --pid="$pid" -f /dev/null || fail "qemu-like did not stop on SIGTERM"
-	wait "$pid" || rc=$?
-	pid=
-	((rc == 0)) || fail "qemu-like exited with status $rc"
-}
+# shellcheck source=serve.bash
+source "$(dirname "$0")/serve.bash"
 
 truncate -s 512M "$tmp/btrfs.img"
 mkfs.btrfs -q "$tmp/btrfs.img"

@@ -6,15 +6,8 @@
 set -euo pipefail
 ramdisk=$1
 command -v nbdinfo >/dev/null || { echo "SKIP: nbdinfo (libnbd-bin) is missing"; exit 77; }
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-        for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-        rm -rf "$tmp"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-t() { timeout 30 "$@"; }
+# shellcheck source=../test-lib.bash
+source "$(dirname "$0")/../test-lib.bash"
 
 # Bad arguments: exit status 1 and one message naming the problem.
 for args in "--bogus 1G" "foo=bar" "1X" "-p 99999 1G" "-t abc 1G" "-p 1 -U $tmp/x 1G" ""; do

@@ -50,6 +50,16 @@ rc=$?
 set -e
 [ $rc -eq 7 ] || fail "--run exit status $rc, not 7"
 
+# What the ramdisk offers a client (the SDK core's "done" list): fixed newstyle,
+# structured replies, base:allocation, and every capability.
+json=$(t "$ramdisk" 64M --run 'nbdinfo --json "$uri"')
+grep -q '"protocol": "newstyle-fixed"' <<<"$json" || fail "not fixed newstyle"
+grep -q '"structured": true' <<<"$json" || fail "no structured replies"
+grep -q '"base:allocation"' <<<"$json" || fail "no base:allocation context"
+for cap in can_flush can_fua can_trim can_zero can_fast_zero can_multi_conn can_cache can_df; do
+        grep -q "\"$cap\": true" <<<"$json" || fail "$cap is not true"
+done
+
 # -r, -e and -D reach the client.
 json=$(t "$ramdisk" -r -e ro -D 'a test disk' 1M --run 'nbdinfo --json "$uri"')
 grep -q '"is_read_only": true' <<<"$json" || fail "-r not advertised"

@@ -1,5 +1,7 @@
-/* The data path: the nbdsdk callbacks on the open image. They run on worker
- * threads (the calls block) and return -errno, which fails that request only. */
+/* The data path: the nbdsdk callbacks on the open image (with --snapshot, its
+ * reflink clone, or nbdsdk's copy-on-write layer above them, see snapshot.c).
+ * They run on worker threads (the calls block) and return -errno, which fails
+ * that request only. */
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
@@ -207,4 +209,6 @@ const struct nbdsdk_ops ql_ops = {
         .zero = zero,
         .cache = cache,
         .block_status = block_status,
+        .can_snapshot = snapshot_can,
+        .snapshot_begin = snapshot_begin,
 };

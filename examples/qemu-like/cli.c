@@ -26,7 +26,7 @@ static const char usage[] =
         "  -f, --format=FORMAT      image format; only 'raw' is supported\n"
         "  -r, --read-only          export read-only\n"
         "  -s, --snapshot           serve a throw-away copy: writes never reach FILE\n"
-        "                           (needs a file system with reflinks: btrfs, xfs)\n"
+        "                           (a reflink clone, else an overlay in $TMPDIR)\n"
         "  -o, --offset=OFFSET      serve FILE from OFFSET bytes on\n"
         "      --cache=MODE         writeback (default), writethrough, none, directsync, unsafe\n"
         "      --discard=MODE       ignore (default) or unmap: whether trims free space\n"

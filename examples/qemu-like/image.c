@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <linux/fs.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -92,20 +93,16 @@ int image_open(const struct ql_config *cf, struct ql_image *img) {
 
         bool direct = cf->cache == QL_CACHE_NONE || cf->cache == QL_CACHE_DIRECTSYNC;
         bool dsync = cf->cache == QL_CACHE_WRITETHROUGH || cf->cache == QL_CACHE_DIRECTSYNC;
-        /* A snapshot reads the original and writes only to its clone. */
+        /* With --snapshot the image is only read: the clone or the overlay takes the writes. */
         bool write_original = !cf->read_only && !cf->snapshot;
         int flags = O_CLOEXEC | (direct ? O_DIRECT : 0) | (dsync ? O_DSYNC : 0);
         *img = (struct ql_image) {
                 .fd = -1, .offset = cf->offset, .align = 1, .block_device = S_ISBLK(st.st_mode),
                 .sync_writes = dsync, .ignore_flush = cf->cache == QL_CACHE_UNSAFE,
                 .discard = cf->discard_unmap, .detect_zeroes = cf->detect_zeroes,
+                .snap.lock = PTHREAD_MUTEX_INITIALIZER,
         };
-        if (cf->snapshot && !cf->read_only) {
-                if ((img->fd = open_image(cf, O_RDONLY | O_CLOEXEC)) < 0)
-                        return 1;
-                if (snapshot_clone(f, &img->fd, O_RDWR | flags) != 0)
-                        return 1;
-        } else if ((img->fd = open_image(cf, (write_original ? O_RDWR : O_RDONLY) | flags)) < 0)
+        if ((img->fd = open_image(cf, (write_original ? O_RDWR : O_RDONLY) | flags)) < 0)
                 return 1;
 
         uint64_t size = (uint64_t) st.st_size;
@@ -118,6 +115,18 @@ int image_open(const struct ql_config *cf, struct ql_image *img) {
                 return 1;
         img->size = size - cf->offset;
         img->rotational = img->block_device && is_rotational(st.st_rdev);
-        img->native_fua = !cf->read_only && !dsync && probe_native_fua(img->fd);
+        /* FUA is probed on what will be written: the image, or a test clone of it. */
+        int written = write_original ? img->fd : -1;
+        if (cf->snapshot && !cf->read_only && !img->block_device)
+                written = snapshot_probe(f, img->fd, size, O_RDWR | flags, &img->snap);
+        img->native_fua = written >= 0 && !dsync && probe_native_fua(written);
+        if (written >= 0 && written != img->fd)
+                close(written);
         return 0;
+}
+
+void image_close(struct ql_image *img) {
+        if (img->fd >= 0)
+                close(img->fd);
+        free(img->snap.dir);
 }

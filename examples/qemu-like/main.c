@@ -36,7 +36,8 @@ static int configure(struct ql_state *s) {
         nbdsdk_server_set_threads(srv, cf->threads);
         nbdsdk_server_set_verbose(srv, cf->verbose);
         nbdsdk_server_set_max_connections(srv, cf->shared);
-        return 0;
+        /* -r -s: nothing is written, so there is nothing to keep away from the image. */
+        return cf->snapshot && !cf->read_only ? snapshot_setup(srv, cf->file, &s->img) : 0;
 }
 
 /* qemu-nbd's socket activation: exactly one socket, and then no -p, -b, -k. */
@@ -185,6 +186,6 @@ int main(int argc, char **argv) {
         sd_event_unref(s.event);
         if (s.pid_written)
                 unlink(s.cf.pid_file);
-        close(s.img.fd);
+        image_close(&s.img);
         return status;
 }

@@ -2,6 +2,7 @@
 #ifndef QEMU_LIKE_H
 #define QEMU_LIKE_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <nbdsdk/nbdsdk.h>
@@ -33,9 +34,18 @@ struct ql_config {
  * -1 after --help or --version (exit 0). */
 int cli_parse(int argc, char **argv, struct ql_config *config);
 
+/* --snapshot with reflinks (snapshot.c). */
+struct ql_snapshot {
+        char *dir;            /* where the image can be cloned; NULL: nowhere (the overlay serves) */
+        int flags;            /* open flags of the clone */
+        int error;            /* errno of the first failed attempt to clone, for -v */
+        bool cloned;          /* the image's fd is the clone now */
+        pthread_mutex_t lock; /* making the clone */
+};
+
 /* The open image (image.c). */
 struct ql_image {
-        int fd;
+        int fd;             /* the image, or its --snapshot clone once made */
         uint64_t offset;    /* where the export starts in the file */
         uint64_t size;      /* bytes served */
         uint32_t align;     /* alignment of offsets, lengths (and buffers) for direct I/O
@@ -48,15 +58,25 @@ struct ql_image {
         bool discard;       /* --discard=unmap */
         bool multi_conn;    /* -e N with N != 1 */
         enum ql_detect_zeroes detect_zeroes;
+        struct ql_snapshot snap;
 };
 
-/* Open and check CONFIG->file (with --snapshot, serve a clone of it). Returns 0
- * or 1 after a one-line error. */
+/* Open and check CONFIG->file (with --snapshot: read-only, and find out whether
+ * it can be cloned). Returns 0 or 1 after a one-line error. */
 int image_open(const struct ql_config *config, struct ql_image *image);
+/* Close the image (or its clone) and free what image_open() allocated. */
+void image_close(struct ql_image *image);
 
-/* Replace *FD (opened from PATH) by an unlinked reflink clone of it, opened with
- * FLAGS (snapshot.c). Returns 0 or 1 after a one-line error. */
-int snapshot_clone(const char *path, int *fd, int flags);
+/* Whether the file system can clone PATH, whose open file SOURCE has SIZE
+ * bytes: try it, next to PATH and in $TMPDIR. Fills SNAP (the directory, or
+ * the errno why not) and returns a test clone opened with FLAGS, or -1. */
+int snapshot_probe(const char *path, int source, uint64_t size, int flags, struct ql_snapshot *snap);
+/* Put the copy-on-write layer on SERVER's export and say with -v which way
+ * the snapshot of PATH is kept. Returns 0 or 1 after a one-line error. */
+int snapshot_setup(nbdsdk_server *server, const char *path, const struct ql_image *image);
+/* The backend's native snapshot callbacks (struct nbdsdk_ops). */
+int snapshot_can(nbdsdk_conn *conn, void *userdata);
+int snapshot_begin(nbdsdk_conn *conn, void *userdata);
 
 /* The data path (backend.c); userdata is the struct ql_image. */
 extern const struct nbdsdk_ops ql_ops;

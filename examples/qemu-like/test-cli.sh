@@ -9,7 +9,7 @@ ql=$1 unit=$2
 for tool in nbdinfo /usr/bin/python3; do
 	command -v "$tool" >/dev/null || { echo "SKIP: $tool is missing (libnbd-bin, python3)"; exit 77; }
 done
-# A private directory on a tmpfs (no reflinks there, which --snapshot needs).
+# A private directory on a tmpfs.
 tmp_template=/dev/shm/qemu-like-cli.XXXXXX
 # shellcheck source=../test-lib.bash
 source "$(dirname "$0")/../test-lib.bash"
@@ -87,7 +87,6 @@ bad "option '--port' needs a value" "$tmp/disk.img" --port
 bad "no image file given" "${k[@]}"
 bad "exactly one image file expected" "${k[@]}" "$tmp/disk.img" "$tmp/disk.img"
 bad "cannot listen on 127.0.0.1 port $busy: Address already in use" -b 127.0.0.1 -p "$busy" "$tmp/disk.img"
-bad "--snapshot currently needs a file system with reflinks (btrfs, xfs)" "${k[@]}" -s "$tmp/disk.img"
 [[ ! -e $tmp/never.sock ]] || fail "a failed start left its socket behind"
 
 # Permissions, checked as an unprivileged user (root may open anything).

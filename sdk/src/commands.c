@@ -8,6 +8,7 @@
 #include "conn-internal.h"
 #include "request-internal.h"
 #include "server-internal.h"
+#include "slot-internal.h"
 
 /* The standard commands (spec "Request types") cannot be registered. */
 #define FIRST_FREE_COMMAND (NBDSDK_CMD_BLOCK_STATUS + 1)
@@ -40,8 +41,14 @@ void conn_commands_fini(nbdsdk_conn *conn) {
         conn->n_commands = 0;
 }
 
+static void command_slot_remove(nbdsdk_slot *slot) {
+        nbdsdk_server *s = slot->server;
+        command_entry *e = (command_entry *) command_find(s, (uint16_t) slot->id);
+        slot_array_remove(s->commands, &s->n_commands, sizeof *e, e);
+}
+
 int nbdsdk_server_add_command(nbdsdk_server *s, const struct nbdsdk_command *command, size_t command_size,
-                              void *userdata) {
+                              void *userdata, nbdsdk_slot **retslot) {
         const uint32_t known = NBDSDK_COMMAND_PAYLOAD | NBDSDK_COMMAND_DATA_OUT | NBDSDK_COMMAND_WRITES |
                                NBDSDK_COMMAND_FUA | NBDSDK_COMMAND_PER_CONNECTION | NBDSDK_COMMAND_RANGE;
         if (!s || !command || command_size < offsetof(struct nbdsdk_command, handle) + sizeof(void *))
@@ -54,12 +61,15 @@ int nbdsdk_server_add_command(nbdsdk_server *s, const struct nbdsdk_command *com
                 return -EBUSY;
         if (c.type < FIRST_FREE_COMMAND || command_find(s, c.type))
                 return -EEXIST;
-        command_entry *v = realloc(s->commands, (s->n_commands + 1) * sizeof *v);
-        if (!v)
+        nbdsdk_slot *slot = NULL;
+        if (retslot && !(slot = slot_new(s, command_slot_remove)))
                 return -ENOMEM;
-        s->commands = v;
-        v[s->n_commands++] = (command_entry) { .cmd = c, .userdata = userdata };
-        return 0;
+        command_entry *v = realloc(s->commands, (s->n_commands + 1) * sizeof *v);
+        if (v) {
+                s->commands = v;
+                v[s->n_commands++] = (command_entry) { .cmd = c, .userdata = userdata };
+        }
+        return slot_commit(slot, v ? 0 : -ENOMEM, c.type, NULL, retslot);
 }
 
 int nbdsdk_conn_enable_command(nbdsdk_conn *conn, uint16_t type) {

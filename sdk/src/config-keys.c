@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "server-internal.h"
+#include "slot-internal.h"
 
 static bool valid_key(const char *key) {
         if (!isalpha((unsigned char) key[0]))
@@ -22,17 +23,28 @@ static const config_key *find_key(nbdsdk_server *s, const char *key) {
         return NULL;
 }
 
+static void config_key_slot_remove(nbdsdk_slot *slot) {
+        nbdsdk_server *s = slot->server;
+        config_key *k = (config_key *) find_key(s, slot->ptr);
+        free(k->key);
+        free(k->help);
+        slot_array_remove(s->config_keys, &s->n_config_keys, sizeof *k, k);
+}
+
 int nbdsdk_server_add_config_key(nbdsdk_server *s, const char *key, const char *help,
-                                 nbdsdk_config_handler handler, void *userdata) {
+                                 nbdsdk_config_handler handler, void *userdata, nbdsdk_slot **retslot) {
         if (!s || !key || !handler || !valid_key(key))
                 return -EINVAL;
         if (s->running)
                 return -EBUSY;
         if (find_key(s, key))
                 return -EEXIST;
+        nbdsdk_slot *slot = NULL;
+        if (retslot && !(slot = slot_new(s, config_key_slot_remove)))
+                return -ENOMEM;
         config_key *v = realloc(s->config_keys, (s->n_config_keys + 1) * sizeof *v);
         if (!v)
-                return -ENOMEM;
+                return slot_commit(slot, -ENOMEM, 0, NULL, retslot);
         s->config_keys = v;
         config_key *k = &v[s->n_config_keys];
         *k = (config_key) { .key = strdup(key), .help = help ? strdup(help) : NULL, .handler = handler,
@@ -40,21 +52,27 @@ int nbdsdk_server_add_config_key(nbdsdk_server *s, const char *key, const char *
         if (!k->key || (help && !k->help)) {
                 free(k->key);
                 free(k->help);
-                return -ENOMEM;
+                return slot_commit(slot, -ENOMEM, 0, NULL, retslot);
         }
         s->n_config_keys++;
-        return 0;
+        /* The slot names the key by the registry's own copy. */
+        return slot_commit(slot, 0, 0, k->key, retslot);
 }
 
-int nbdsdk_server_config(nbdsdk_server *s, const char *key, const char *value) {
-        if (!s || !key || !value)
+int nbdsdk_export_config(nbdsdk_export *exp, const char *key, const char *value) {
+        if (!exp || !key || !value)
                 return -EINVAL;
+        nbdsdk_server *s = exp->server;
         if (s->running)
                 return -EBUSY;
         const config_key *k = find_key(s, key);
         if (k)
-                return k->handler(key, value, k->userdata);
-        return s->ops.config ? s->ops.config(key, value, s->userdata) : -ENOENT;
+                return k->handler(exp, key, value, k->userdata);
+        return s->ops.config ? s->ops.config(key, value, exp->userdata) : -ENOENT;
+}
+
+int nbdsdk_server_config(nbdsdk_server *s, const char *key, const char *value) {
+        return s ? nbdsdk_export_config(s->default_export, key, value) : -EINVAL;
 }
 
 void config_keys_fini(nbdsdk_server *s) {

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <systemd/sd-event.h>
@@ -10,6 +11,7 @@
 #include "export-internal.h"
 #include "meta-context-internal.h"
 #include "stages-internal.h"
+#include "options-internal.h"
 
 /* The connection's states, in one dense enum; conn-states.c holds the table. */
 typedef enum {
@@ -19,6 +21,7 @@ typedef enum {
         CONN_OPT_PAYLOAD,       /* read the option's data */
         CONN_OPT_DISCARD,       /* skip an oversized option's data */
         CONN_OPT_DISPATCH,      /* run the option's handler */
+        CONN_OPT_WAIT,          /* the handler deferred: wait for its final reply */
         CONN_REQ_HEADER,        /* read a request header */
         CONN_REQ_PAYLOAD,       /* read a WRITE (or private) payload */
         CONN_REQ_DISCARD,       /* skip the payload of a refused request */
@@ -48,6 +51,7 @@ conn_step state_opt_header(nbdsdk_conn *conn);
 conn_step state_opt_payload(nbdsdk_conn *conn);
 conn_step state_opt_discard(nbdsdk_conn *conn);
 conn_step state_opt_dispatch(nbdsdk_conn *conn);
+conn_step state_opt_wait(nbdsdk_conn *conn);
 conn_step state_req_header(nbdsdk_conn *conn);
 conn_step state_req_payload(nbdsdk_conn *conn);
 conn_step state_req_discard(nbdsdk_conn *conn);
@@ -59,7 +63,7 @@ conn_step state_closed(nbdsdk_conn *conn);
 #define CONN_IBUF_SIZE (64 * 1024)
 
 struct nbdsdk_conn {
-        unsigned n_ref;
+        atomic_uint n_ref;              /* an option handler's thread may hold one */
         nbdsdk_server *server;
         nbdsdk_conn *prev, *next;       /* the server's list */
         transport *transport;
@@ -83,12 +87,16 @@ struct nbdsdk_conn {
         uint8_t *opt_data;
         size_t opt_have;
         bool opt_answered;              /* the option got its final reply */
+        option_replies replies;         /* an extension handler's, from any thread */
         meta_selection meta;
         uint16_t *commands;             /* per-connection commands enabled */
         size_t n_commands;
 
         /* The export, once selected (INFO opens it too, GO or EXPORT_NAME keeps it). */
-        export_state exp;
+        export_state exp;               /* the top level: what the client sees */
+        nbdsdk_next *levels;            /* with layers: levels[top..bottom], the backend last */
+        unsigned top, bottom;           /* 0, 0 without layers */
+        bool snapshot;                  /* the backend keeps a native snapshot for it */
         void *handle;
 
         /* Transmission. */
@@ -106,6 +114,8 @@ struct nbdsdk_conn {
         uint64_t deadline;              /* CLOCK_MONOTONIC usec, UINT64_MAX = none */
         sd_event_source *io_source, *io_wsource, *timer_source;
         bool in_run;
+        bool woken;                     /* on the server's completion queue, */
+        nbdsdk_conn *next_woken;        /* linked here (workers.c, under its lock) */
 };
 
 /* Create a connection on T (taken over). Starts with the greeting, or in

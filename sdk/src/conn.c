@@ -34,6 +34,7 @@ int conn_new(nbdsdk_server *server, transport *t, unsigned flags, nbdsdk_conn **
                 return -ENOMEM;
         }
         conn->n_ref = 1;
+        option_replies_init(&conn->replies);
         conn->server = nbdsdk_server_ref(server);
         conn->transport = t;
         conn->state = CONN_GREETING;
@@ -41,7 +42,7 @@ int conn_new(nbdsdk_server *server, transport *t, unsigned flags, nbdsdk_conn **
         server_add_conn(server, conn);
         if (flags & NBDSDK_SERVE_NO_HANDSHAKE) {
                 const char *msg;
-                int r = export_open(conn, server->exports[0].name, &msg);
+                int r = export_open(conn, "", &msg);
                 if (r < 0) {
                         conn_close(conn, "cannot open the export: %s", msg);
                         nbdsdk_conn_unref(conn);
@@ -61,6 +62,7 @@ static void conn_free(nbdsdk_conn *conn) {
         meta_selection_clear(&conn->meta);
         conn_commands_fini(conn);
         stage_chain_fini(&conn->chain);
+        option_replies_fini(&conn->replies);
         nbdsdk_server_unref(conn->server);
         free(conn);
 }
@@ -110,6 +112,7 @@ static void conn_shut(nbdsdk_conn *conn) {
                 conn->cur = NULL;
         }
         outq_clear(&conn->out);
+        option_replies_close(&conn->replies);
         request_cache_clear(conn);
         conn->transport->ops->free(conn->transport);
         conn->transport = NULL;
@@ -232,10 +235,12 @@ nbdsdk_server *nbdsdk_conn_get_server(nbdsdk_conn *conn) {
         return conn ? conn->server : NULL;
 }
 
+nbdsdk_export *nbdsdk_conn_get_export(nbdsdk_conn *conn) {
+        return conn ? conn->exp.entry : NULL;
+}
+
 const char *nbdsdk_conn_get_export_name(nbdsdk_conn *conn) {
-        if (!conn || !conn->exp.canonical)
-                return "";
-        return conn->exp.canonical;
+        return nbdsdk_export_get_name(nbdsdk_conn_get_export(conn));
 }
 
 bool nbdsdk_conn_is_read_only(nbdsdk_conn *conn) {

@@ -1,13 +1,18 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The data path: each command as a short sequence of steps, each step one
- * backend callback, so that any callback may finish later (NBDSDK_DEFER)
- * and the request continues from the next step. Emulation of what the
- * backend lacks lives here: FUA by flushing, write-zeroes by writing zeroes,
- * cache by reading, sparse reads from block status. */
+ * callback, so that any callback may finish later (NBDSDK_DEFER) and the
+ * request continues from the next step. A run happens at one level of the
+ * connection's chain (a layer, or the backend at the bottom), with that
+ * level's capabilities: emulation of what it lacks lives here — FUA by
+ * flushing, write-zeroes by writing zeroes, cache by reading — and, for the
+ * client's request, sparse reads. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include "commands-internal.h"
 #include "conn-internal.h"
+#include "layers-internal.h"
 #include "log-internal.h"
 #include "request-internal.h"
 #include "server-internal.h"
@@ -18,217 +23,301 @@
 /* Never written: the source of emulated write-zeroes. */
 static char zero_buffer[EMULATE_CHUNK];
 
-#define OPS(req) (&(req)->conn->server->ops)
-#define UD(req) ((req)->conn->server->userdata)
-#define EXP(req) (&(req)->conn->exp)
+struct sync_waiter {
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        bool done;
+        int result;
+};
 
-static uint32_t native_fua(nbdsdk_request *req) {
-        return (req->flags & NBDSDK_FUA) && EXP(req)->fua == NBDSDK_CAP_NATIVE ? NBDSDK_FUA : 0;
+static const export_state *caps_of(nbdsdk_request *req, const dp_op *op) {
+        nbdsdk_conn *conn = req->conn;
+        return op->level == conn->top ? &conn->exp : &conn->levels[op->level].caps;
 }
 
-static bool emulated_fua(nbdsdk_request *req) {
-        return (req->flags & NBDSDK_FUA) && EXP(req)->fua == NBDSDK_CAP_EMULATE;
+/* The client's own request (sparse reads, every selected context). */
+static bool is_top(nbdsdk_request *req, const dp_op *op) { return op == &req->op; }
+
+/* One callback of OP's level: the backend's, a layer's, or — for a layer
+ * without it — the same operation run one level down. */
+static int call(nbdsdk_request *req, const dp_op *op, uint16_t type, void *buf, uint64_t count,
+                uint64_t offset, uint32_t flags, nbdsdk_extents *x) {
+        nbdsdk_conn *conn = req->conn;
+        if (op->level == conn->bottom) {
+                const struct nbdsdk_ops *ops = &conn->server->ops;
+                void *ud = conn->exp.entry->userdata;
+                switch (type) {
+                case NBDSDK_CMD_READ: return ops->pread(req, buf, count, offset, flags, ud);
+                case NBDSDK_CMD_WRITE: return ops->pwrite(req, buf, count, offset, flags, ud);
+                case NBDSDK_CMD_FLUSH: return ops->flush(req, flags, ud);
+                case NBDSDK_CMD_TRIM: return ops->trim(req, count, offset, flags, ud);
+                case NBDSDK_CMD_WRITE_ZEROES: return ops->zero(req, count, offset, flags, ud);
+                case NBDSDK_CMD_CACHE: return ops->cache(req, count, offset, flags, ud);
+                default: return ops->block_status(req, count, offset, flags, x, ud);
+                }
+        }
+        const layer_entry *l = conn->levels[op->level].layer;
+        const struct nbdsdk_layer *y = &l->layer;
+        nbdsdk_next *next = &conn->levels[op->level + 1];
+        switch (type) {
+        case NBDSDK_CMD_READ:
+                if (y->pread)
+                        return y->pread(req, next, buf, count, offset, flags, l->data);
+                break;
+        case NBDSDK_CMD_WRITE:
+                if (y->pwrite)
+                        return y->pwrite(req, next, buf, count, offset, flags, l->data);
+                break;
+        case NBDSDK_CMD_FLUSH:
+                if (y->flush)
+                        return y->flush(req, next, flags, l->data);
+                break;
+        case NBDSDK_CMD_TRIM:
+                if (y->trim)
+                        return y->trim(req, next, count, offset, flags, l->data);
+                break;
+        case NBDSDK_CMD_WRITE_ZEROES:
+                if (y->zero)
+                        return y->zero(req, next, count, offset, flags, l->data);
+                break;
+        case NBDSDK_CMD_CACHE:
+                if (y->cache)
+                        return y->cache(req, next, count, offset, flags, l->data);
+                break;
+        default:
+                if (y->block_status)
+                        return y->block_status(req, next, count, offset, flags, x, l->data);
+                break;
+        }
+        dp_op below = { .type = type, .flags = flags, .buf = buf, .offset = offset, .length = count,
+                        .level = op->level + 1, .extents = x };
+        return datapath_run_sync(req, &below);
+}
+
+static uint32_t native_fua(nbdsdk_request *req, const dp_op *op) {
+        return (op->flags & NBDSDK_FUA) && caps_of(req, op)->fua == NBDSDK_CAP_NATIVE ? NBDSDK_FUA : 0;
+}
+
+static bool emulated_fua(nbdsdk_request *req, const dp_op *op) {
+        return (op->flags & NBDSDK_FUA) && caps_of(req, op)->fua == NBDSDK_CAP_EMULATE;
 }
 
 /* After a write-like step: flush (emulated FUA) or finish. */
-static int then_flush_or_done(nbdsdk_request *req, int next_step) {
-        req->step = emulated_fua(req) ? next_step : STEP_DONE;
+static int then_flush_or_done(nbdsdk_request *req, dp_op *op, int next_step) {
+        op->step = emulated_fua(req, op) ? next_step : STEP_DONE;
         return 0;
 }
 
-static int step_read(nbdsdk_request *req) {
-        const struct nbdsdk_ops *ops = OPS(req);
+/* Sparse reads: the zero blocks of what was read (4 KiB, aligned in the
+ * export) become holes in the reply, as extents for the encoder. Zero runs
+ * are found in the data itself, so layers see the client's READ whole and
+ * no backend is asked for block status per read. */
+#define HOLE_BLOCK 4096
+
+static int find_holes(nbdsdk_request *req, const dp_op *op) {
         nbdsdk_extents *x = &req->extents;
-        switch (req->step) {
-        case 0: {
+        uint64_t end = op->offset + op->length;
+        extents_init(x, op->offset, op->length);
+        for (uint64_t pos = op->offset; pos < end;) {
+                uint64_t next = (pos / HOLE_BLOCK + 1) * HOLE_BLOCK;
+                if (next > end)
+                        next = end;
+                const char *p = (const char *) op->buf + (pos - op->offset);
+                size_t n = next - pos;
+                bool zero = p[0] == 0 && memcmp(p, p + 1, n - 1) == 0;
+                int r = nbdsdk_extents_add(x, n, zero ? NBDSDK_EXTENT_HOLE | NBDSDK_EXTENT_ZERO : 0);
+                if (r < 0)
+                        return r;
+                pos = next;
+        }
+        if (x->next != end || (x->n == 1 && x->v[0].type == 0))
+                x->n = 0; /* too many pieces, or no hole: one data chunk */
+        return 0;
+}
+
+static int step_read(nbdsdk_request *req, dp_op *op) {
+        if (op->step == 0) {
                 nbdsdk_conn *conn = req->conn;
                 uint32_t min = conn->server->sparse_read_min;
-                bool sparse = conn->structured && !(req->wire_flags & NBDSDK_CMD_FLAG_DF) &&
-                              min && req->length >= min && EXP(req)->extents;
-                if (!sparse) {
-                        req->step = STEP_DONE;
-                        return ops->pread(req, req->buf, req->length, req->offset, 0, UD(req));
-                }
-                extents_init(x, req->offset, req->length);
-                req->step = 1;
-                req->tolerate_failure = true;
-                return ops->block_status(req, req->length, req->offset, 0, x, UD(req));
+                bool sparse = is_top(req, op) && conn->structured && !(req->wire_flags & NBDSDK_CMD_FLAG_DF) &&
+                              min && op->length >= min;
+                op->step = sparse ? 1 : STEP_DONE;
+                return call(req, op, NBDSDK_CMD_READ, op->buf, op->length, op->offset, 0, NULL);
         }
-        case 1:
-                /* Block status is only a hint here: on failure read everything. */
-                if (req->last_result < 0)
-                        extents_init(x, req->offset, req->length);
-                if (x->next < x->end && nbdsdk_extents_add(x, x->end - x->next, 0) < 0)
-                        return -ENOMEM;
-                req->extent_index = 0;
-                req->progress = req->offset;
-                req->step = 2;
-                return 0;
-        default: {
-                size_t i = req->extent_index;
-                while (i < x->n && (x->v[i].type & NBDSDK_EXTENT_ZERO))
-                        req->progress += x->v[i++].length;
-                if (i == x->n) {
-                        req->step = STEP_DONE;
-                        return 0;
-                }
-                uint64_t start = req->progress, len = 0;
-                while (i < x->n && !(x->v[i].type & NBDSDK_EXTENT_ZERO))
-                        len += x->v[i++].length;
-                req->extent_index = i;
-                req->progress += len;
-                return ops->pread(req, (char *) req->buf + (start - req->offset), len, start, 0, UD(req));
-        }
-        }
+        op->step = STEP_DONE;
+        return find_holes(req, op);
 }
 
-static int step_write(nbdsdk_request *req) {
-        if (req->step == 0) {
-                then_flush_or_done(req, 1);
-                return OPS(req)->pwrite(req, req->buf, req->length, req->offset, native_fua(req), UD(req));
+static int step_write(nbdsdk_request *req, dp_op *op) {
+        if (op->step == 0) {
+                then_flush_or_done(req, op, 1);
+                return call(req, op, NBDSDK_CMD_WRITE, op->buf, op->length, op->offset, native_fua(req, op), NULL);
         }
-        req->step = STEP_DONE;
-        return OPS(req)->flush(req, 0, UD(req));
+        op->step = STEP_DONE;
+        return call(req, op, NBDSDK_CMD_FLUSH, NULL, 0, 0, 0, NULL);
 }
 
-static int step_flush(nbdsdk_request *req) {
-        req->step = STEP_DONE;
-        return OPS(req)->flush(req, 0, UD(req));
+static int step_flush(nbdsdk_request *req, dp_op *op) {
+        op->step = STEP_DONE;
+        return call(req, op, NBDSDK_CMD_FLUSH, NULL, 0, 0, 0, NULL);
 }
 
-static int step_trim(nbdsdk_request *req) {
-        if (req->step == 0) {
-                then_flush_or_done(req, 1);
-                return OPS(req)->trim(req, req->length, req->offset, native_fua(req), UD(req));
+static int step_trim(nbdsdk_request *req, dp_op *op) {
+        if (op->step == 0) {
+                then_flush_or_done(req, op, 1);
+                return call(req, op, NBDSDK_CMD_TRIM, NULL, op->length, op->offset, native_fua(req, op), NULL);
         }
-        req->step = STEP_DONE;
-        return OPS(req)->flush(req, 0, UD(req));
+        op->step = STEP_DONE;
+        return call(req, op, NBDSDK_CMD_FLUSH, NULL, 0, 0, 0, NULL);
 }
 
 /* Steps: 0 start, 1 check the native result, 2 write zeroes, 3 flush. */
-static int step_zero(nbdsdk_request *req) {
-        const struct nbdsdk_ops *ops = OPS(req);
-        switch (req->step) {
+static int step_zero(nbdsdk_request *req, dp_op *op) {
+        switch (op->step) {
         case 0:
-                if (EXP(req)->zero == NBDSDK_CAP_NATIVE) {
-                        req->step = 1;
-                        req->tolerate_failure = true;
-                        return ops->zero(req, req->length, req->offset,
-                                         (req->flags & ~NBDSDK_FUA) | native_fua(req), UD(req));
+                if (caps_of(req, op)->zero == NBDSDK_CAP_NATIVE) {
+                        op->step = 1;
+                        op->tolerate_failure = true;
+                        return call(req, op, NBDSDK_CMD_WRITE_ZEROES, NULL, op->length, op->offset,
+                                    (op->flags & ~NBDSDK_FUA) | native_fua(req, op), NULL);
                 }
                 /* Writing zeroes is never faster than a write (spec: FAST_ZERO). */
-                if (req->flags & NBDSDK_FAST_ZERO)
+                if (op->flags & NBDSDK_FAST_ZERO)
                         return -ENOTSUP;
-                req->step = 2;
-                req->progress = 0;
+                op->step = 2;
+                op->progress = 0;
                 return 0;
         case 1: {
-                int r = req->last_result;
+                int r = op->last_result;
                 bool unsupported = r == -ENOTSUP || r == -EOPNOTSUPP;
-                if (r < 0 && (!unsupported || (req->flags & NBDSDK_FAST_ZERO)))
+                if (r < 0 && (!unsupported || (op->flags & NBDSDK_FAST_ZERO)))
                         return r;
                 if (r < 0) {
-                        req->step = 2; /* the backend cannot: fall back to writing */
-                        req->progress = 0;
+                        op->step = 2; /* it cannot: fall back to writing */
+                        op->progress = 0;
                         return 0;
                 }
-                return then_flush_or_done(req, 3);
+                return then_flush_or_done(req, op, 3);
         }
         case 2: {
-                uint64_t chunk = req->length - req->progress;
+                uint64_t chunk = op->length - op->progress;
                 if (chunk > EMULATE_CHUNK)
                         chunk = EMULATE_CHUNK;
-                uint64_t off = req->offset + req->progress;
-                req->progress += chunk;
-                if (req->progress == req->length)
-                        then_flush_or_done(req, 3);
-                return ops->pwrite(req, zero_buffer, chunk, off, native_fua(req), UD(req));
+                uint64_t off = op->offset + op->progress;
+                op->progress += chunk;
+                if (op->progress == op->length)
+                        then_flush_or_done(req, op, 3);
+                return call(req, op, NBDSDK_CMD_WRITE, zero_buffer, chunk, off, native_fua(req, op), NULL);
         }
         default:
-                req->step = STEP_DONE;
-                return ops->flush(req, 0, UD(req));
+                op->step = STEP_DONE;
+                return call(req, op, NBDSDK_CMD_FLUSH, NULL, 0, 0, 0, NULL);
         }
 }
 
-static int step_cache(nbdsdk_request *req) {
-        const struct nbdsdk_ops *ops = OPS(req);
-        if (EXP(req)->cache == NBDSDK_CAP_NATIVE) {
-                req->step = STEP_DONE;
-                return ops->cache(req, req->length, req->offset, 0, UD(req));
+static int step_cache(nbdsdk_request *req, dp_op *op) {
+        if (caps_of(req, op)->cache == NBDSDK_CAP_NATIVE) {
+                op->step = STEP_DONE;
+                return call(req, op, NBDSDK_CMD_CACHE, NULL, op->length, op->offset, 0, NULL);
         }
         /* Emulated: read the range into a scratch buffer, a chunk at a time. */
-        uint64_t chunk = req->length - req->progress;
+        uint64_t chunk = op->length - op->progress;
         if (chunk > EMULATE_CHUNK)
                 chunk = EMULATE_CHUNK;
-        if (!req->scratch && !(req->scratch = malloc(chunk)))
+        if (!op->scratch && !(op->scratch = malloc(chunk)))
                 return -ENOMEM;
-        uint64_t off = req->offset + req->progress;
-        req->progress += chunk;
-        if (req->progress == req->length)
-                req->step = STEP_DONE;
-        return ops->pread(req, req->scratch, chunk, off, 0, UD(req));
+        uint64_t off = op->offset + op->progress;
+        op->progress += chunk;
+        if (op->progress == op->length)
+                op->step = STEP_DONE;
+        return call(req, op, NBDSDK_CMD_READ, op->scratch, chunk, off, 0, NULL);
 }
 
-/* One step per selected context: base:allocation from the backend (or one
- * allocated extent without it), registered contexts from their namespace. */
-static int step_block_status(nbdsdk_request *req) {
+/* base:allocation into X: from the level, or one allocated extent without it. */
+static int allocation(nbdsdk_request *req, dp_op *op, nbdsdk_extents *x) {
+        if (!caps_of(req, op)->extents)
+                return nbdsdk_extents_add(x, op->length, 0); /* allocated, contents unknown: always true */
+        return call(req, op, NBDSDK_CMD_BLOCK_STATUS, NULL, op->length, op->offset, op->flags & NBDSDK_REQ_ONE, x);
+}
+
+/* The client's request: one step per selected context, base:allocation from
+ * the chain, registered contexts from their namespace. Below a layer: the
+ * caller's base:allocation list. */
+static int step_block_status(nbdsdk_request *req, dp_op *op) {
+        if (!is_top(req, op)) {
+                op->step = STEP_DONE;
+                return allocation(req, op, op->extents);
+        }
         const meta_selection *m = &req->conn->meta;
-        if (req->step == 0) {
+        if (op->step == 0) {
                 if (!(req->contexts = calloc(m->n, sizeof *req->contexts)))
                         return -ENOMEM;
                 req->n_contexts = m->n;
-                req->progress = 0;
-                req->step = 1;
+                op->progress = 0;
+                op->step = 1;
         }
-        if (req->progress > 0 && req->contexts[req->progress - 1].n == 0) {
-                log_error("block status for %s reported no extents", m->v[req->progress - 1].name);
+        if (op->progress > 0 && req->contexts[op->progress - 1].n == 0) {
+                log_error("block status for %s reported no extents", m->v[op->progress - 1].name);
                 return -EIO;
         }
-        if (req->progress == m->n) {
-                req->step = STEP_DONE;
+        if (op->progress == m->n) {
+                op->step = STEP_DONE;
                 return 0;
         }
-        const meta_context *c = &m->v[req->progress];
-        nbdsdk_extents *x = &req->contexts[req->progress++];
-        extents_init(x, req->offset, req->length);
-        uint32_t flags = req->flags & NBDSDK_REQ_ONE;
+        const meta_context *c = &m->v[op->progress];
+        nbdsdk_extents *x = &req->contexts[op->progress++];
+        extents_init(x, op->offset, op->length);
         if (c->ns) {
                 x->any_status = true;
-                return c->ns->ns.block_status(req, c->name, req->length, req->offset, flags, x, c->ns->userdata);
+                return c->ns->ns.block_status(req, c->name, op->length, op->offset,
+                                              op->flags & NBDSDK_REQ_ONE, x, c->ns->userdata);
         }
-        if (!EXP(req)->extents)
-                return nbdsdk_extents_add(x, req->length, 0); /* allocated, contents unknown: always true */
-        return OPS(req)->block_status(req, req->length, req->offset, flags, x, UD(req));
+        return allocation(req, op, x);
 }
 
-static int step(nbdsdk_request *req) {
-        switch (req->type) {
-        case NBDSDK_CMD_READ: return step_read(req);
-        case NBDSDK_CMD_WRITE: return step_write(req);
-        case NBDSDK_CMD_FLUSH: return step_flush(req);
-        case NBDSDK_CMD_TRIM: return step_trim(req);
-        case NBDSDK_CMD_WRITE_ZEROES: return step_zero(req);
-        case NBDSDK_CMD_CACHE: return step_cache(req);
-        case NBDSDK_CMD_BLOCK_STATUS: return step_block_status(req);
+static int step(nbdsdk_request *req, dp_op *op) {
+        switch (op->type) {
+        case NBDSDK_CMD_READ: return step_read(req, op);
+        case NBDSDK_CMD_WRITE: return step_write(req, op);
+        case NBDSDK_CMD_FLUSH: return step_flush(req, op);
+        case NBDSDK_CMD_TRIM: return step_trim(req, op);
+        case NBDSDK_CMD_WRITE_ZEROES: return step_zero(req, op);
+        case NBDSDK_CMD_CACHE: return step_cache(req, op);
+        case NBDSDK_CMD_BLOCK_STATUS: return step_block_status(req, op);
         default: {
                 /* A private command: its handler is the whole data path. */
                 const command_entry *c = req->command;
-                req->step = STEP_DONE;
+                op->step = STEP_DONE;
                 return c->cmd.handle(req, c->userdata);
         }
         }
 }
 
+void datapath_begin(nbdsdk_request *req) {
+        req->op = (dp_op) { .type = req->type, .flags = req->flags, .buf = req->buf, .offset = req->offset,
+                            .length = req->length, .level = req->conn->top };
+}
+
+/* A step's result, checked: callbacks return 0, NBDSDK_DEFER or -errno. */
+static int checked(int result) {
+        if (result > 0) {
+                log_error("a callback returned %d; callbacks return 0, NBDSDK_DEFER or -errno", result);
+                return -EIO;
+        }
+        return result;
+}
+
 bool datapath_run(nbdsdk_request *req, int result, int *retresult) {
+        dp_op *op = &req->op;
         for (;;) {
-                if ((result < 0 && !req->tolerate_failure) || req->step == STEP_DONE) {
+                if ((result < 0 && !op->tolerate_failure) || op->step == STEP_DONE) {
                         *retresult = result < 0 ? result : 0;
                         return true;
                 }
-                req->tolerate_failure = false;
-                req->last_result = result;
+                op->tolerate_failure = false;
+                op->last_result = result;
                 atomic_store(&req->deferred, 1);
-                result = step(req);
+                result = step(req, op);
                 if (result == NBDSDK_DEFER)
                         return false; /* do not touch REQ: it may already be resumed */
                 if (!atomic_exchange(&req->deferred, 0)) {
@@ -237,9 +326,44 @@ bool datapath_run(nbdsdk_request *req, int result, int *retresult) {
                         log_error("a callback completed its request but returned %d, not NBDSDK_DEFER", result);
                         return false;
                 }
-                if (result > 0) {
-                        log_error("a callback returned %d; callbacks return 0, NBDSDK_DEFER or -errno", result);
-                        result = -EIO;
+                result = checked(result);
+        }
+}
+
+int datapath_run_sync(nbdsdk_request *req, dp_op *op) {
+        /* The level above is inside a callback of its own: its deferred flag
+         * and waiter come back when this run ends. */
+        int outer = atomic_load(&req->deferred);
+        sync_waiter *outer_waiter = req->waiter;
+        sync_waiter w = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+        int result = 0;
+        while (!(result < 0 && !op->tolerate_failure) && op->step != STEP_DONE) {
+                op->tolerate_failure = false;
+                op->last_result = result;
+                w.done = false;
+                req->waiter = &w;
+                atomic_store(&req->deferred, 1);
+                result = step(req, op);
+                if (result == NBDSDK_DEFER || !atomic_exchange(&req->deferred, 0)) {
+                        pthread_mutex_lock(&w.lock);
+                        while (!w.done)
+                                pthread_cond_wait(&w.cond, &w.lock);
+                        result = w.result;
+                        pthread_mutex_unlock(&w.lock);
+                } else {
+                        result = checked(result);
                 }
         }
+        free(op->scratch);
+        req->waiter = outer_waiter;
+        atomic_store(&req->deferred, outer);
+        return result < 0 ? result : 0;
+}
+
+void datapath_wake(sync_waiter *w, int result) {
+        pthread_mutex_lock(&w->lock);
+        w->result = result;
+        w->done = true;
+        pthread_cond_signal(&w->cond);
+        pthread_mutex_unlock(&w->lock);
 }

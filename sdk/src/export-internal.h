@@ -9,8 +9,7 @@
 
 typedef struct {
         bool open;
-        const char *canonical;   /* the server's name for it */
-        const char *description;
+        nbdsdk_export *entry;    /* the server's export it is */
         uint64_t size;
         uint32_t min_block, pref_block, max_block;
         bool writable, flush, trim, fast_zero, multi_conn, extents, rotational;

@@ -12,7 +12,8 @@
 void extents_init(nbdsdk_extents *e, uint64_t start, uint64_t length) {
         /* The array is kept for reuse. */
         e->n = 0;
-        e->start = e->next = start;
+        e->start = e->next = e->seen_offset = start;
+        e->seen_i = 0;
         e->end = start + length;
 }
 
@@ -48,5 +49,43 @@ int nbdsdk_extents_add(nbdsdk_extents *e, uint64_t length, uint32_t type) {
         }
         e->v[e->n++] = (struct nbdsdk_extent) { length, type };
         e->next += length;
+        return 0;
+}
+
+int nbdsdk_extents_new(uint64_t offset, uint64_t length, nbdsdk_extents **retextents) {
+        if (!retextents || length == 0 || offset + length < offset)
+                return -EINVAL;
+        nbdsdk_extents *e = calloc(1, sizeof *e);
+        if (!e)
+                return -ENOMEM;
+        extents_init(e, offset, length);
+        *retextents = e;
+        return 0;
+}
+
+void nbdsdk_extents_free(nbdsdk_extents *e) {
+        if (!e)
+                return;
+        extents_fini(e);
+        free(e);
+}
+
+size_t nbdsdk_extents_count(nbdsdk_extents *e) { return e ? e->n : 0; }
+
+int nbdsdk_extents_get(nbdsdk_extents *e, size_t i, uint64_t *retoffset, uint64_t *retlength, uint32_t *rettype) {
+        if (!e || i >= e->n)
+                return -EINVAL;
+        if (i < e->seen_i) {
+                e->seen_i = 0;
+                e->seen_offset = e->start;
+        }
+        for (; e->seen_i < i; e->seen_i++)
+                e->seen_offset += e->v[e->seen_i].length;
+        if (retoffset)
+                *retoffset = e->seen_offset;
+        if (retlength)
+                *retlength = e->v[i].length;
+        if (rettype)
+                *rettype = e->v[i].type;
         return 0;
 }

@@ -133,12 +133,18 @@ conn_step state_opt_dispatch(nbdsdk_conn *conn) {
         }
         log_debug("conn %p: option %s (%u), %u bytes", (void *) conn, e->name, opt, conn->opt_len);
         /* The handler runs in OPT_DISPATCH (where replies may be sent) and
-         * moves on to OPT_HEADER unless it chose another state. */
+         * moves on to OPT_HEADER unless it chose another state, or deferred. */
         conn->opt_answered = false;
+        option_replies_open(conn);
         int r = e->fn(conn, opt, conn->opt_data, conn->opt_len, e->userdata);
         if (r < 0) {
                 if (!conn_is_closed(conn))
                         conn_close(conn, "option %s failed: %s", e->name, strerror(-r));
+                return STEP_AGAIN;
+        }
+        if (option_replies_take(conn, r == NBDSDK_DEFER)) {
+                log_debug("conn %p: option %s deferred", (void *) conn, e->name);
+                conn_set_state(conn, CONN_OPT_WAIT);
                 return STEP_AGAIN;
         }
         if (conn->state == CONN_OPT_DISPATCH) {
@@ -150,4 +156,19 @@ conn_step state_opt_dispatch(nbdsdk_conn *conn) {
                 conn_set_state(conn, CONN_OPT_HEADER);
         }
         return STEP_AGAIN;
+}
+
+conn_step state_opt_wait(nbdsdk_conn *conn) {
+        if (!option_replies_take(conn, true)) {
+                conn_set_state(conn, CONN_OPT_HEADER);
+                return STEP_AGAIN;
+        }
+        /* Spec: the client MUST NOT send another option before the final
+         * reply; all it may do meanwhile is hang up, which reading shows. */
+        int r = conn->ipos < conn->iend ? 1 : conn_need(conn, 1);
+        if (r > 0) {
+                conn_close(conn, "client sent more data before the final reply to option %u", conn->opt);
+                return STEP_AGAIN;
+        }
+        return input_stalled(conn, r, "while its option was deferred");
 }

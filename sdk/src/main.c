@@ -19,6 +19,8 @@
 #include <sys/wait.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
+#include "config-file-internal.h"
+#include "layers-internal.h"
 #include "log-internal.h"
 #include "server-internal.h"
 #include "transport-internal.h"
@@ -27,18 +29,20 @@
 
 typedef struct {
         const char *program;
-        const char *port, *bind, *unix_path, *export_name, *description, *pidfile, *run;
+        const char *port, *bind, *unix_path, *export_name, *description, *pidfile, *run, *config_path;
         bool read_only, foreground, use_stdin, exit_with_parent, print_uri, verbose;
         bool activated;          /* LISTEN_FDS was passed */
         int ready_fd;            /* daemon mode: tells the waiting parent we serve */
         unsigned threads;
+        uint64_t given;          /* bit i: long_options[i] was on the command line */
+        config_file *config;     /* --config's, kept for the values it handed on */
         char *private_dir;       /* for -U - and --run */
         char *socket_path;
         int run_status;
         nbdsdk_server *server;
 } main_state;
 
-enum { OPT_PIDFILE = 256, OPT_RUN, OPT_EXIT_WITH_PARENT, OPT_PRINT_URI, OPT_VERSION };
+enum { OPT_PIDFILE = 256, OPT_RUN, OPT_EXIT_WITH_PARENT, OPT_PRINT_URI, OPT_VERSION, OPT_CONFIG };
 
 static const struct option long_options[] = {
         { "port", required_argument, NULL, 'p' },
@@ -55,10 +59,12 @@ static const struct option long_options[] = {
         { "exit-with-parent", no_argument, NULL, OPT_EXIT_WITH_PARENT },
         { "print-uri", no_argument, NULL, OPT_PRINT_URI },
         { "verbose", no_argument, NULL, 'v' },
+        { "config", required_argument, NULL, OPT_CONFIG },
         { "version", no_argument, NULL, OPT_VERSION },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
 };
+_Static_assert(sizeof long_options / sizeof long_options[0] <= 64, "main_state.given has a bit per option");
 
 static void usage(const main_state *m, const struct nbdsdk_ops *ops) {
         char magic[64] = "";
@@ -84,6 +90,7 @@ static void usage(const main_state *m, const struct nbdsdk_ops *ops) {
                "      --exit-with-parent   exit when the parent process exits\n"
                "      --print-uri          print the URI once listening\n"
                "  -v, --verbose            debug messages\n"
+               "      --config FILE        settings and exports from FILE (see nbdsdk_main(3))\n"
                "      --version            print the version\n"
                "  -h, --help               this help\n",
                m->program, magic, NBDSDK_DEFAULT_PORT);
@@ -127,6 +134,11 @@ static int apply_config(main_state *m, const struct nbdsdk_ops *ops, const char 
         return r;
 }
 
+/* The export clients get for the empty name (-e, or the config file's choice). */
+static const char *default_export_name(const main_state *m) {
+        return nbdsdk_export_get_name(nbdsdk_server_get_export(m->server, NULL));
+}
+
 /* Percent-encode what an NBD URI's path or query cannot hold as it is. */
 static char *uri_escape(const char *text) {
         char *out = malloc(strlen(text) * 3 + 1), *p = out;
@@ -150,7 +162,7 @@ static char *make_uri(const main_state *m) {
         socklen_t len = sizeof ss;
         if (getsockname(m->server->listeners[0].fd, (struct sockaddr *) &ss, &len) < 0)
                 return NULL;
-        char *name = uri_escape(m->export_name ? m->export_name : "");
+        char *name = uri_escape(default_export_name(m));
         char *uri = NULL, *path = NULL;
         int r = -1;
         if (name && ss.ss_family == AF_UNIX && (path = uri_escape(((struct sockaddr_un *) &ss)->sun_path)))
@@ -172,6 +184,15 @@ static int on_grace_timeout(sd_event_source *src, uint64_t usec, void *userdata)
         (void) userdata;
         log_error("connections did not finish within the shutdown grace period");
         return sd_event_exit(sd_event_source_get_event(src), 0);
+}
+
+/* SIGUSR1: the layers report (statistics). */
+static int on_report(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata) {
+        (void) src;
+        (void) si;
+        main_state *m = userdata;
+        layers_report(m->server);
+        return 0;
 }
 
 static void begin_shutdown(main_state *m) {
@@ -215,7 +236,7 @@ static int start_run(main_state *m, const char *uri) {
                 setenv("uri", uri, 1);
                 setenv("unixsocket", m->socket_path ? m->socket_path : "", 1);
                 setenv("port", port, 1);
-                setenv("exportname", m->export_name ? m->export_name : "", 1);
+                setenv("exportname", default_export_name(m), 1);
                 execl("/bin/sh", "sh", "-c", m->run, (char *) NULL);
                 _exit(127);
         }
@@ -309,33 +330,116 @@ static int write_pidfile(main_state *m) {
         return 0;
 }
 
+/* Apply option C with ARG, from the command line or from a --config file's
+ * [general] section: NULL, or what a good ARG would be. */
+static const char *apply_option(main_state *m, int c, const char *arg) {
+        char *end;
+        unsigned long n;
+        switch (c) {
+        case 'p':
+                n = strtoul(arg, &end, 10);
+                if (*end || end == arg || n > 65535)
+                        return "a port number from 0 to 65535";
+                m->port = arg;
+                break;
+        case 't':
+                n = strtoul(arg, &end, 10);
+                if (*end || end == arg || n > 1024)
+                        return "a number of threads from 0 to 1024";
+                m->threads = (unsigned) n;
+                break;
+        case 'b': m->bind = arg; break;
+        case 'U': m->unix_path = arg; break;
+        case 'e': m->export_name = arg; break;
+        case 'D': m->description = arg; break;
+        case 'r': m->read_only = true; break;
+        case 'f': m->foreground = true; break;
+        case 's': m->use_stdin = true; break;
+        case 'v': m->verbose = true; break;
+        case OPT_PIDFILE: m->pidfile = arg; break;
+        case OPT_RUN: m->run = arg; break;
+        case OPT_EXIT_WITH_PARENT: m->exit_with_parent = true; break;
+        case OPT_PRINT_URI: m->print_uri = true; break;
+        case OPT_CONFIG: m->config_path = arg; break;
+        }
+        return NULL;
+}
+
+/* The long options a --config file's [general] section may hold; the others
+ * name or describe one export, or only make sense once. */
+static const char *const general_keys[] = {
+        "port", "bind", "unix", "read-only", "foreground", "pidfile", "threads", "verbose", "exit-with-parent",
+};
+
+static size_t option_index(int c) {
+        size_t i = 0;
+        while (long_options[i].name && long_options[i].val != c)
+                i++;
+        return i;
+}
+
+/* A [general] key is the long option of its name, unless the command line
+ * gave that option: the command line wins. Switches take true or false. */
+static int apply_general(const char *key, const char *value, const char **retwhy, void *userdata) {
+        main_state *m = userdata;
+        size_t k = 0, n = sizeof general_keys / sizeof general_keys[0];
+        while (k < n && strcmp(general_keys[k], key) != 0)
+                k++;
+        if (k == n)
+                return -ENOENT;
+        const struct option *o = long_options;
+        while (strcmp(o->name, key) != 0)
+                o++;
+        if (m->given & (UINT64_C(1) << (o - long_options)))
+                return 0;
+        if (o->has_arg == no_argument) {
+                int on = config_file_parse_switch(value);
+                if (on < 0) {
+                        *retwhy = "true or false";
+                        return -EINVAL;
+                }
+                if (!on)
+                        return 0;
+                value = NULL;
+        }
+        *retwhy = apply_option(m, o->val, value);
+        return *retwhy ? -EINVAL : 0;
+}
+
+static int load_config_file(main_state *m) {
+        if (m->export_name || m->description)
+                return fail(m, "-e and -D cannot be combined with --config (name and describe the exports in the file)");
+        char *error = NULL;
+        if (config_file_apply(m->config_path, m->server, apply_general, m, &m->config, &error) == 0)
+                return 0;
+        fail(m, "%s", error ? error : "out of memory");
+        free(error);
+        return 1;
+}
+
+/* config_complete once for each export's userdata (exports may share one). */
+static int complete_config(main_state *m, const struct nbdsdk_ops *ops) {
+        const nbdsdk_server *s = m->server;
+        for (size_t i = 0; ops->config_complete && i < s->n_exports; i++) {
+                void *ud = s->exports[i]->userdata;
+                bool done = false;
+                for (size_t j = 0; j < i; j++)
+                        done |= s->exports[j]->userdata == ud;
+                int r = done ? 0 : ops->config_complete(ud);
+                if (r < 0 && s->n_exports > 1)
+                        return fail(m, "invalid settings for export '%s': %s", s->exports[i]->name, strerror(-r));
+                if (r < 0)
+                        return fail(m, "invalid settings: %s (see '%s --help')", strerror(-r), m->program);
+        }
+        return 0;
+}
+
 static int parse_args(main_state *m, int argc, char **argv, const struct nbdsdk_ops *ops) {
         int c;
         opterr = 0;
         optind = 1;
         while ((c = getopt_long(argc, argv, ":p:b:U:e:D:rft:svh", long_options, NULL)) != -1) {
                 switch (c) {
-                case 'p': m->port = optarg; break;
-                case 'b': m->bind = optarg; break;
-                case 'U': m->unix_path = optarg; break;
-                case 'e': m->export_name = optarg; break;
-                case 'D': m->description = optarg; break;
-                case 'r': m->read_only = true; break;
-                case 'f': m->foreground = true; break;
-                case 's': m->use_stdin = true; break;
-                case 'v': m->verbose = true; break;
-                case OPT_PIDFILE: m->pidfile = optarg; break;
-                case OPT_RUN: m->run = optarg; break;
-                case OPT_EXIT_WITH_PARENT: m->exit_with_parent = true; break;
-                case OPT_PRINT_URI: m->print_uri = true; break;
-                case 't': {
-                        char *end;
-                        unsigned long n = strtoul(optarg, &end, 10);
-                        if (*end || end == optarg || n > 1024)
-                                return fail(m, "-t takes a number of threads from 0 to 1024, not '%s'", optarg);
-                        m->threads = (unsigned) n;
-                        break;
-                }
                 case OPT_VERSION:
                         printf("%s %s (nbdsdk %d.%d)\n", m->program, ops->version ? ops->version : "",
                                NBDSDK_VERSION_MAJOR, NBDSDK_VERSION_MINOR);
@@ -345,27 +449,24 @@ static int parse_args(main_state *m, int argc, char **argv, const struct nbdsdk_
                         return -1;
                 case ':':
                         return fail(m, "option '%s' needs an argument (see '%s --help')", argv[optind - 1], m->program);
-                default:
+                case '?':
                         return fail(m, "unknown option '%s' (see '%s --help')", argv[optind - 1], m->program);
                 }
+                size_t i = option_index(c);
+                const char *why = apply_option(m, c, optarg);
+                if (why)
+                        return fail(m, "invalid --%s '%s' (%s)", long_options[i].name, optarg, why);
+                m->given |= UINT64_C(1) << i;
         }
-        if (m->port) {
-                char *end;
-                unsigned long p = strtoul(m->port, &end, 10);
-                if (*end || end == m->port || p > 65535)
-                        return fail(m, "invalid port '%s'", m->port);
-        }
+        if (m->config_path && load_config_file(m) != 0)
+                return 1;
         if (m->port && m->unix_path)
-                return fail(m, "-p and -U cannot be used together");
+                return fail(m, "-p (port) and -U (unix) cannot be used together");
+        /* Settings on the command line are the default export's. */
         for (int i = optind; i < argc; i++)
                 if (apply_config(m, ops, argv[i]) != 0)
                         return 1;
-        if (ops->config_complete) {
-                int r = ops->config_complete(m->server->userdata);
-                if (r < 0)
-                        return fail(m, "invalid settings: %s (see '%s --help')", strerror(-r), m->program);
-        }
-        return 0;
+        return complete_config(m, ops);
 }
 
 static int configure_server(main_state *m) {
@@ -418,9 +519,11 @@ static int serve(main_state *m) {
                 sigaddset(&mask, SIGINT);
                 sigaddset(&mask, SIGTERM);
                 sigaddset(&mask, SIGCHLD);
+                sigaddset(&mask, SIGUSR1);
                 sigprocmask(SIG_BLOCK, &mask, NULL);
                 (void) sd_event_add_signal(e, NULL, SIGINT, on_signal, m);
                 (void) sd_event_add_signal(e, NULL, SIGTERM, on_signal, m);
+                (void) sd_event_add_signal(e, NULL, SIGUSR1, on_report, m);
                 if ((r = nbdsdk_server_attach_event(m->server, e, 0)) < 0)
                         status = fail(m, "cannot attach to the event loop: %s", strerror(-r));
         }
@@ -459,12 +562,14 @@ int nbdsdk_main(int argc, char **argv, const struct nbdsdk_ops *ops, size_t ops_
         r = parse_args(&m, argc, argv, &m.server->ops);
         if (r != 0) {
                 m.server = nbdsdk_server_unref(m.server);
+                config_file_free(m.config);
                 return r < 0 ? 0 : r;
         }
         int status = configure_server(&m);
         if (status == 0)
                 status = serve(&m);
         m.server = nbdsdk_server_unref(m.server);
+        m.config = config_file_free(m.config);
         if (m.pidfile && status == 0)
                 (void) unlink(m.pidfile);
         if (m.private_dir) {

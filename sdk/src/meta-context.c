@@ -6,6 +6,7 @@
 #include <string.h>
 #include "meta-context-internal.h"
 #include "server-internal.h"
+#include "slot-internal.h"
 
 void meta_selection_clear(meta_selection *m) {
         for (size_t i = 0; i < m->n; i++)
@@ -54,8 +55,15 @@ int nbdsdk_meta_list_add(nbdsdk_meta_list *l, const char *context) {
         return 0;
 }
 
+static void meta_namespace_slot_remove(nbdsdk_slot *slot) {
+        nbdsdk_server *s = slot->server;
+        const char *name = slot->ptr;
+        meta_namespace_entry *e = (meta_namespace_entry *) server_find_meta_namespace(s, name, strlen(name));
+        slot_array_remove(s->meta_namespaces, &s->n_meta_namespaces, sizeof *e, e);
+}
+
 int nbdsdk_server_add_meta_namespace(nbdsdk_server *s, const struct nbdsdk_meta_namespace *ns, size_t ns_size,
-                                     void *userdata) {
+                                     void *userdata, nbdsdk_slot **retslot) {
         if (!s || !ns || ns_size < offsetof(struct nbdsdk_meta_namespace, block_status) + sizeof(void *))
                 return -EINVAL;
         struct nbdsdk_meta_namespace n = { 0 };
@@ -66,12 +74,16 @@ int nbdsdk_server_add_meta_namespace(nbdsdk_server *s, const struct nbdsdk_meta_
                 return -EBUSY;
         if (strcmp(n.name, "base") == 0 || server_find_meta_namespace(s, n.name, strlen(n.name)))
                 return -EEXIST;
-        meta_namespace_entry *v = realloc(s->meta_namespaces, (s->n_meta_namespaces + 1) * sizeof *v);
-        if (!v)
+        nbdsdk_slot *slot = NULL;
+        if (retslot && !(slot = slot_new(s, meta_namespace_slot_remove)))
                 return -ENOMEM;
-        s->meta_namespaces = v;
-        v[s->n_meta_namespaces++] = (meta_namespace_entry) { .ns = n, .userdata = userdata };
-        return 0;
+        meta_namespace_entry *v = realloc(s->meta_namespaces, (s->n_meta_namespaces + 1) * sizeof *v);
+        if (v) {
+                s->meta_namespaces = v;
+                v[s->n_meta_namespaces++] = (meta_namespace_entry) { .ns = n, .userdata = userdata };
+        }
+        /* The name must outlive the registration anyway: it identifies it. */
+        return slot_commit(slot, v ? 0 : -ENOMEM, 0, n.name, retslot);
 }
 
 const meta_namespace_entry *server_find_meta_namespace(nbdsdk_server *s, const char *name, size_t len) {

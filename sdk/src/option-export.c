@@ -82,7 +82,8 @@ int option_info_go(nbdsdk_conn *conn, uint32_t option, const uint8_t *data, size
         }
         const char *msg;
         r = export_open(conn, name, &msg);
-        if (r == -ENOENT)
+        /* -ENOENT may also come from the backend's or a layer's open. */
+        if (r == -ENOENT && !server_find_export(conn->server, name))
                 r = option_reply_error(conn, option, NBDSDK_REP_ERR_UNKNOWN, "no export named \"%s\"", name);
         else if (r < 0)
                 r = option_reply_error(conn, option, NBDSDK_REP_ERR_UNKNOWN, "cannot open export \"%s\": %s (%s)",
@@ -102,15 +103,15 @@ int option_info_go(nbdsdk_conn *conn, uint32_t option, const uint8_t *data, size
                 if (r >= 0)
                         r = reply_info(conn, option, NBDSDK_INFO_EXPORT, ex, sizeof ex);
                 if (r >= 0 && want_name)
-                        r = reply_info(conn, option, NBDSDK_INFO_NAME, e->canonical, strlen(e->canonical));
-                if (r >= 0 && want_description && e->description)
-                        r = reply_info(conn, option, NBDSDK_INFO_DESCRIPTION, e->description,
-                                       strlen(e->description));
+                        r = reply_info(conn, option, NBDSDK_INFO_NAME, e->entry->name, strlen(e->entry->name));
+                if (r >= 0 && want_description && e->entry->description)
+                        r = reply_info(conn, option, NBDSDK_INFO_DESCRIPTION, e->entry->description,
+                                       strlen(e->entry->description));
                 if (r >= 0)
                         r = option_reply(conn, option, NBDSDK_REP_ACK, NULL, 0);
                 if (r >= 0 && option == NBDSDK_OPT_GO) {
                         /* Contexts chosen for another export do not carry over. */
-                        if (conn->meta.export_name && strcmp(conn->meta.export_name, e->canonical) != 0)
+                        if (conn->meta.export_name && strcmp(conn->meta.export_name, e->entry->name) != 0)
                                 meta_selection_clear(&conn->meta);
                         conn_enter_transmission(conn);
                 }

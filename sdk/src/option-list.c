@@ -15,7 +15,7 @@ int option_list(nbdsdk_conn *conn, uint32_t option, const uint8_t *data, size_t 
                 return option_reply_error(conn, option, NBDSDK_REP_ERR_INVALID, "NBD_OPT_LIST takes no data");
         nbdsdk_server *s = conn->server;
         for (size_t i = 0; i < s->n_exports; i++) {
-                const export_entry *x = &s->exports[i];
+                const nbdsdk_export *x = s->exports[i];
                 size_t nl = strlen(x->name), dl = x->description ? strlen(x->description) : 0;
                 uint8_t *buf = malloc(4 + nl + dl);
                 if (!buf)

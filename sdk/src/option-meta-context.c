@@ -128,7 +128,7 @@ int option_meta_context(nbdsdk_conn *conn, uint32_t option, const uint8_t *data,
                                                   NBDSDK_MAX_STRING);
                 return option_reply_error(conn, option, bad, "the queries do not match the option's length");
         }
-        const export_entry *x = server_find_export(conn->server, name);
+        const nbdsdk_export *x = server_find_export(conn->server, name);
         free(name);
         if (!x)
                 return option_reply_error(conn, option, NBDSDK_REP_ERR_UNKNOWN, "no such export");

@@ -9,9 +9,11 @@
 #include "conn-internal.h"
 #include "server-internal.h"
 #include "options-internal.h"
+#include "slot-internal.h"
 #include "wire-internal.h"
 
-static option_entry *registry_slot(option_registry *r, uint32_t option, int create) {
+/* Where OPTION's stack of handlers starts (NULL: none yet, and CREATE false). */
+static option_entry **registry_top(option_registry *r, uint32_t option, bool create) {
         if (option < OPTION_DIRECT)
                 return &r->direct[option];
         for (size_t i = 0; i < r->n_far; i++)
@@ -27,26 +29,51 @@ static option_entry *registry_slot(option_registry *r, uint32_t option, int crea
         return &far[r->n_far++].entry;
 }
 
-int option_registry_add(option_registry *r, uint32_t option, const char *name,
-                        option_handler fn, void *userdata, int replace) {
-        option_entry *e = registry_slot(r, option, 0);
-        if (e && e->fn && !replace)
+int option_registry_add(option_registry *r, uint32_t option, const char *name, option_handler fn,
+                        void *userdata, bool replace, option_entry **retentry) {
+        option_entry **top = registry_top(r, option, false);
+        if (top && *top && !replace)
                 return -EEXIST;
-        if (!e && !(e = registry_slot(r, option, 1)))
+        option_entry *e = malloc(sizeof *e);
+        if (!e || (!top && !(top = registry_top(r, option, true)))) {
+                free(e);
                 return -ENOMEM;
-        *e = (option_entry) { .fn = fn, .userdata = userdata, .name = name };
+        }
+        *e = (option_entry) { .fn = fn, .userdata = userdata, .name = name, .replaced = *top };
+        *top = e;
+        if (retentry)
+                *retentry = e;
         return 0;
 }
 
+void option_registry_remove(option_registry *r, uint32_t option, option_entry *entry) {
+        option_entry **p = registry_top(r, option, false);
+        while (*p != entry)
+                p = &(*p)->replaced;
+        *p = entry->replaced;
+        free(entry);
+}
+
 const option_entry *option_registry_find(const option_registry *r, uint32_t option) {
-        const option_entry *e = registry_slot((option_registry *) r, option, 0);
-        return e && e->fn ? e : NULL;
+        option_entry **top = registry_top((option_registry *) r, option, false);
+        return top ? *top : NULL;
+}
+
+static void free_stack(option_entry *e) {
+        while (e) {
+                option_entry *next = e->replaced;
+                free(e);
+                e = next;
+        }
 }
 
 void option_registry_fini(option_registry *r) {
+        for (size_t i = 0; i < OPTION_DIRECT; i++)
+                free_stack(r->direct[i]);
+        for (size_t i = 0; i < r->n_far; i++)
+                free_stack(r->far[i].entry);
         free(r->far);
-        r->far = NULL;
-        r->n_far = 0;
+        *r = (option_registry) { 0 };
 }
 
 int options_register_builtin(option_registry *r) {
@@ -67,7 +94,8 @@ int options_register_builtin(option_registry *r) {
                 { NBDSDK_OPT_EXTENDED_HEADERS, "EXTENDED_HEADERS", option_extended_headers },
         };
         for (size_t i = 0; i < sizeof builtin / sizeof builtin[0]; i++) {
-                int r2 = option_registry_add(r, builtin[i].option, builtin[i].name, builtin[i].fn, NULL, 0);
+                int r2 = option_registry_add(r, builtin[i].option, builtin[i].name, builtin[i].fn, NULL,
+                                             false, NULL);
                 if (r2 < 0)
                         return r2;
         }
@@ -75,7 +103,7 @@ int options_register_builtin(option_registry *r) {
 }
 
 int option_reply(nbdsdk_conn *conn, uint32_t option, uint32_t type, const void *data, size_t len) {
-        if (type == NBDSDK_REP_ACK || (type & NBDSDK_REP_FLAG_ERROR))
+        if (option_reply_is_final(type))
                 conn->opt_answered = true;
         uint8_t head[OUT_HEAD_MAX];
         wire_put64(head, NBDSDK_MAGIC_OPT_REPLY);
@@ -127,51 +155,58 @@ int option_parse_export_name(nbdsdk_conn *conn, uint32_t option, const uint8_t *
         return 0;
 }
 
-static int option_reply_verror(nbdsdk_conn *conn, uint32_t option, uint32_t type, const char *format,
-                               va_list ap) {
-        char msg[NBDSDK_MAX_STRING + 1];
-        int n = vsnprintf(msg, sizeof msg, format, ap);
-        if (n < 0)
-                n = 0;
-        if ((size_t) n >= sizeof msg)
-                n = sizeof msg - 1;
-        return option_reply(conn, option, type, msg, (size_t) n);
+/* An error reply's message: at most NBDSDK_MAX_STRING bytes. Returns its length. */
+static size_t format_message(char msg[NBDSDK_MAX_STRING + 1], const char *format, va_list ap) {
+        int n = vsnprintf(msg, NBDSDK_MAX_STRING + 1, format, ap);
+        return n < 0 ? 0 : n > NBDSDK_MAX_STRING ? NBDSDK_MAX_STRING : (size_t) n;
 }
 
 int option_reply_error(nbdsdk_conn *conn, uint32_t option, uint32_t type, const char *format, ...) {
+        char msg[NBDSDK_MAX_STRING + 1];
         va_list ap;
         va_start(ap, format);
-        int r = option_reply_verror(conn, option, type, format, ap);
+        size_t n = format_message(msg, format, ap);
         va_end(ap);
-        return r;
+        return option_reply(conn, option, type, msg, n);
 }
 
 /* Public API. */
 
+static void option_slot_remove(nbdsdk_slot *slot) {
+        option_registry_remove(&slot->server->options, (uint32_t) slot->id, (option_entry *) slot->ptr);
+}
+
 int nbdsdk_server_add_option(nbdsdk_server *s, uint32_t option, const char *name,
-                             nbdsdk_option_handler handler, void *userdata, unsigned flags) {
+                             nbdsdk_option_handler handler, void *userdata, unsigned flags,
+                             nbdsdk_slot **retslot) {
         if (!s || !name || !handler || (flags & ~NBDSDK_OPTION_REPLACE))
                 return -EINVAL;
         if (s->running)
                 return -EBUSY;
-        return option_registry_add(&s->options, option, name, (option_handler) handler, userdata,
-                                   flags & NBDSDK_OPTION_REPLACE);
+        nbdsdk_slot *slot = NULL;
+        if (retslot && !(slot = slot_new(s, option_slot_remove)))
+                return -ENOMEM;
+        option_entry *e = NULL;
+        int r = option_registry_add(&s->options, option, name, (option_handler) handler, userdata,
+                                    flags & NBDSDK_OPTION_REPLACE, &e);
+        return slot_commit(slot, r, option, e, retslot);
 }
 
+/* These two may run on any thread (after NBDSDK_DEFER): they touch only
+ * the connection's reply queue. */
 int nbdsdk_conn_option_reply(nbdsdk_conn *conn, uint32_t type, const void *data, size_t length) {
-        if (!conn || conn->state != CONN_OPT_DISPATCH || conn->opt_answered || (length && !data) ||
-            length > UINT32_MAX)
+        if (!conn || (length && !data) || length > UINT32_MAX)
                 return -EINVAL;
-        return option_reply(conn, conn->opt, type, data, length);
+        return option_replies_push(conn, type, data, length);
 }
 
 int nbdsdk_conn_option_error(nbdsdk_conn *conn, uint32_t type, const char *format, ...) {
-        if (!conn || !format || !(type & NBDSDK_REP_FLAG_ERROR) || conn->state != CONN_OPT_DISPATCH ||
-            conn->opt_answered)
+        if (!conn || !format || !(type & NBDSDK_REP_FLAG_ERROR))
                 return -EINVAL;
+        char msg[NBDSDK_MAX_STRING + 1];
         va_list ap;
         va_start(ap, format);
-        int r = option_reply_verror(conn, conn->opt, type, format, ap);
+        size_t n = format_message(msg, format, ap);
         va_end(ap);
-        return r;
+        return option_replies_push(conn, type, msg, n);
 }

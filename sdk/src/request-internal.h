@@ -17,7 +17,29 @@ struct nbdsdk_extents {
         struct nbdsdk_extent *v;
         size_t n, cap;
         bool any_status;         /* a registered context: any 32-bit status */
+        size_t seen_i;           /* nbdsdk_extents_get(): where extent SEEN_I starts, */
+        uint64_t seen_offset;    /* so that walking the list in order is linear */
 };
+
+/* One run of the data path at one level of the connection's chain
+ * (datapath.c): the client's request at the top, or a layer's call to the
+ * level below. */
+typedef struct {
+        uint16_t type;
+        uint32_t flags;          /* NBDSDK_FUA ... */
+        void *buf;
+        uint64_t offset, length;
+        unsigned level;
+        nbdsdk_extents *extents; /* BLOCK_STATUS below a layer: the caller's list */
+        int step;
+        uint64_t progress;
+        bool tolerate_failure;   /* the next step looks at the result itself */
+        int last_result;
+        void *scratch;
+} dp_op;
+
+/* A thread waiting for a callback below a layer to complete. */
+typedef struct sync_waiter sync_waiter;
 
 struct nbdsdk_request {
         nbdsdk_conn *conn;
@@ -43,22 +65,18 @@ struct nbdsdk_request {
         char *error_msg;
 
         /* Data path progress (datapath.c). */
-        int step;
-        uint64_t progress;
-        size_t extent_index;
-        nbdsdk_extents extents;
+        dp_op op;
+        nbdsdk_extents extents;  /* a sparse read's block status */
         atomic_int deferred;     /* a callback returned NBDSDK_DEFER */
+        sync_waiter *waiter;     /* set while a layer waits for the level below */
         /* The pipeline around the data path (stages.c). */
         int phase;
         size_t stage_index;
         bool stage_waiting;      /* a stage returned NBDSDK_DEFER */
         bool resume_continue;    /* resumed with nbdsdk_request_resume() */
         int data_result;
-        bool tolerate_failure;   /* the next step looks at the result itself */
-        int last_result;
         int resume_result;       /* carried through the completion queue */
         bool finished;           /* the data path is done; only the reply is left */
-        void *scratch;
 
         /* BLOCK_STATUS: the extents of each selected context, in order. */
         nbdsdk_extents *contexts;
@@ -92,6 +110,13 @@ void request_reply(nbdsdk_request *req);
  * previous step's result. Returns when done (request ready to finish:
  * *retresult set, true) or deferred (false). */
 bool datapath_run(nbdsdk_request *req, int result, int *retresult);
+/* Start the request's own run (before the first datapath_run). */
+void datapath_begin(nbdsdk_request *req);
+/* Run OP to its end on this thread, waiting for deferred callbacks.
+ * Returns 0 or -errno. */
+int datapath_run_sync(nbdsdk_request *req, dp_op *op);
+/* nbdsdk_request_complete() for a request a layer waits on: wake it. */
+void datapath_wake(sync_waiter *w, int result);
 /* Worker-thread and completion glue (request.c). */
 void request_run_on_worker(nbdsdk_request *req);
 void request_resume_on_loop(nbdsdk_request *req);

@@ -69,7 +69,7 @@ void request_free(nbdsdk_request *req) {
         nbdsdk_conn *conn = req->conn;
         conn_request_gone(conn, req->bytes);
         free(req->error_msg);
-        free(req->scratch);
+        free(req->op.scratch);
         free(req->reply_buf);
         free(req->reply_data);
         for (size_t i = 0; i < req->n_contexts; i++)
@@ -171,6 +171,10 @@ int nbdsdk_request_complete(nbdsdk_request *req, int error) {
                 return -EINVAL;
         if (!atomic_exchange(&req->deferred, 0))
                 return -EALREADY;
+        if (req->waiter) {
+                datapath_wake(req->waiter, error);
+                return 0;
+        }
         req->resume_continue = false;
         req->resume_result = error;
         completion_queue_push(&req->conn->server->completions, req);

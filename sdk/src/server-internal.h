@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <systemd/sd-event.h>
@@ -12,10 +13,17 @@
 #include "transport-internal.h"
 #include "workers-internal.h"
 
-typedef struct {
+/* One export (exports.c): what LIST shows and what a connection opens. */
+struct nbdsdk_export {
+        nbdsdk_server *server;
         char *name;
         char *description;
-} export_entry;
+        bool read_only;
+        void *userdata;          /* handed to the backend's callbacks for this export */
+        struct layer_entry_s *layers; /* by priority, nearest the client first */
+        size_t n_layers;
+        uint64_t n_layers_added;
+};
 
 typedef struct {
         char *key;
@@ -32,13 +40,14 @@ typedef struct {
 } listener;
 
 struct nbdsdk_server {
-        unsigned n_ref;
+        atomic_uint n_ref;       /* a connection's last reference may go on any thread */
         struct nbdsdk_ops ops;
         void *userdata;
 
-        export_entry *exports;   /* exports[0] is the default export */
+        nbdsdk_export **exports; /* in the order they were added */
         size_t n_exports;
-        bool read_only;
+        nbdsdk_export *default_export; /* served for the empty name */
+        bool read_only;          /* every export */
         uint32_t max_payload;
         uint32_t max_requests;
         uint64_t max_bytes;
@@ -59,6 +68,7 @@ struct nbdsdk_server {
         size_t n_config_keys;
         stage_entry *stages;     /* sorted when the server starts */
         size_t n_stages;
+        nbdsdk_slot *slots;      /* handed out by registrations (slot.c) */
 
         listener *listeners;
         size_t n_listeners;
@@ -88,7 +98,11 @@ void config_keys_fini(nbdsdk_server *server);
 void server_stop(nbdsdk_server *server);
 /* The registered namespace NAME (LEN bytes, no colon), or NULL. */
 const meta_namespace_entry *server_find_meta_namespace(nbdsdk_server *server, const char *name, size_t len);
-const export_entry *server_find_export(nbdsdk_server *server, const char *name);
+/* The export called NAME ("" is the default export), or NULL. */
+nbdsdk_export *server_find_export(nbdsdk_server *server, const char *name);
+/* Add an export called NAME serving USERDATA (exports.c). Returns 0 or -errno. */
+int server_add_export(nbdsdk_server *server, const char *name, void *userdata, nbdsdk_export **ret);
+void server_free_exports(nbdsdk_server *server);
 /* Close and forget every listener (server-listen.c). */
 void server_close_listeners(nbdsdk_server *server);
 /* Start accepting on a listener through sd-event (server-event.c). */

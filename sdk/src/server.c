@@ -5,9 +5,11 @@
 #include <string.h>
 #include <unistd.h>
 #include "conn-internal.h"
+#include "layers-internal.h"
 #include "log-internal.h"
 #include "request-internal.h"
 #include "server-internal.h"
+#include "slot-internal.h"
 
 /* The fields every backend must be able to see in struct nbdsdk_ops. */
 #define OPS_MIN_SIZE (offsetof(struct nbdsdk_ops, pread) + sizeof(void *))
@@ -37,15 +39,12 @@ int nbdsdk_server_new(const struct nbdsdk_ops *ops, size_t ops_size, void *userd
         s->sparse_read_min = 65536;
         s->priority = 0;
         s->completions.efd = -1;
-        s->exports = calloc(1, sizeof *s->exports);
-        int r = s->exports ? 0 : -ENOMEM;
-        if (r == 0) {
-                s->n_exports = 1;
-                s->exports[0].name = strdup("");
-                r = s->exports[0].name ? 0 : -ENOMEM;
-        }
+        nbdsdk_export *exp;
+        int r = server_add_export(s, "", userdata, &exp);
         if (r == 0)
                 r = options_register_builtin(&s->options);
+        if (r == 0)
+                r = layers_register_builtin(s);
         if (r == 0)
                 r = completion_queue_init(&s->completions);
         if (r < 0) {
@@ -74,11 +73,8 @@ nbdsdk_server *nbdsdk_server_unref(nbdsdk_server *s) {
         free(s->meta_namespaces);
         config_keys_fini(s);
         free(s->stages);
-        for (size_t i = 0; i < s->n_exports; i++) {
-                free(s->exports[i].name);
-                free(s->exports[i].description);
-        }
-        free(s->exports);
+        slots_free(s);
+        server_free_exports(s);
         free(s);
         return NULL;
 }
@@ -98,14 +94,14 @@ int nbdsdk_server_set_export_name(nbdsdk_server *s, const char *name) {
         CHECK_SETTABLE(s);
         if (!name || strlen(name) > NBDSDK_MAX_STRING)
                 return -EINVAL;
-        return set_string(&s->exports[0].name, name);
+        nbdsdk_export *other = server_find_export(s, name);
+        if (other && other != s->default_export)
+                return -EEXIST;
+        return set_string(&s->default_export->name, name);
 }
 
 int nbdsdk_server_set_description(nbdsdk_server *s, const char *description) {
-        CHECK_SETTABLE(s);
-        if (description && strlen(description) > NBDSDK_MAX_STRING)
-                return -EINVAL;
-        return set_string(&s->exports[0].description, description);
+        return s ? nbdsdk_export_set_description(s->default_export, description) : -EINVAL;
 }
 
 int nbdsdk_server_set_read_only(nbdsdk_server *s, bool read_only) {
@@ -198,6 +194,9 @@ unsigned nbdsdk_server_get_n_connections(nbdsdk_server *s) {
 int server_start(nbdsdk_server *s) {
         if (s->running)
                 return 0;
+        /* Layers wait for the level below: never on the loop thread. */
+        if (s->n_threads == 0 && layers_present(s))
+                s->n_threads = LAYER_THREADS;
         if (s->n_threads > 0) {
                 int r = worker_pool_new(s->n_threads, request_run_on_worker, &s->workers);
                 if (r < 0)
@@ -206,16 +205,6 @@ int server_start(nbdsdk_server *s) {
         stages_seal(s);
         s->running = true;
         return 0;
-}
-
-const export_entry *server_find_export(nbdsdk_server *s, const char *name) {
-        /* The empty name means the default export. */
-        if (name[0] == '\0')
-                return &s->exports[0];
-        for (size_t i = 0; i < s->n_exports; i++)
-                if (strcmp(s->exports[i].name, name) == 0)
-                        return &s->exports[i];
-        return NULL;
 }
 
 void server_add_conn(nbdsdk_server *s, nbdsdk_conn *conn) {
@@ -254,6 +243,11 @@ void server_process_completions(nbdsdk_server *s) {
                 conn_run(conn);
                 nbdsdk_conn_unref(conn);
                 req = next;
+        }
+        /* Connections whose deferred option got replies from another thread. */
+        for (nbdsdk_conn *conn; (conn = completion_queue_take_conn(&s->completions));) {
+                conn_run(conn);
+                nbdsdk_conn_unref(conn);
         }
 }
 

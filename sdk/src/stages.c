@@ -12,12 +12,23 @@
 #include "log-internal.h"
 #include "request-internal.h"
 #include "server-internal.h"
+#include "slot-internal.h"
 
 enum { PHASE_BEFORE, PHASE_DATA, PHASE_AFTER, PHASE_DONE };
 
 static const char *const point_names[STAGE_POINTS] = { "received", "before_data", "after_data", "after_reply" };
 
-int nbdsdk_server_add_stage(nbdsdk_server *s, const struct nbdsdk_stage *stage, size_t stage_size, void *userdata) {
+static void stage_slot_remove(nbdsdk_slot *slot) {
+        nbdsdk_server *s = slot->server;
+        for (size_t i = 0; i < s->n_stages; i++)
+                if (s->stages[i].order == slot->id) {
+                        slot_array_remove(s->stages, &s->n_stages, sizeof *s->stages, &s->stages[i]);
+                        return;
+                }
+}
+
+int nbdsdk_server_add_stage(nbdsdk_server *s, const struct nbdsdk_stage *stage, size_t stage_size, void *userdata,
+                            nbdsdk_slot **retslot) {
         if (!s || !stage || stage_size < offsetof(struct nbdsdk_stage, run) + sizeof(void *))
                 return -EINVAL;
         struct nbdsdk_stage st = { 0 };
@@ -26,13 +37,18 @@ int nbdsdk_server_add_stage(nbdsdk_server *s, const struct nbdsdk_stage *stage, 
                 return -EINVAL;
         if (s->running)
                 return -EBUSY;
-        stage_entry *v = realloc(s->stages, (s->n_stages + 1) * sizeof *v);
-        if (!v)
+        nbdsdk_slot *slot = NULL;
+        if (retslot && !(slot = slot_new(s, stage_slot_remove)))
                 return -ENOMEM;
-        s->stages = v;
-        v[s->n_stages] = (stage_entry) { .st = st, .userdata = userdata, .order = (unsigned) s->n_stages };
-        s->n_stages++;
-        return 0;
+        /* Until the server starts the registry is in registration order, so
+         * the last entry has the highest order, even after drops. */
+        unsigned order = s->n_stages ? s->stages[s->n_stages - 1].order + 1 : 0;
+        stage_entry *v = realloc(s->stages, (s->n_stages + 1) * sizeof *v);
+        if (v) {
+                s->stages = v;
+                v[s->n_stages++] = (stage_entry) { .st = st, .userdata = userdata, .order = order };
+        }
+        return slot_commit(slot, v ? 0 : -ENOMEM, order, NULL, retslot);
 }
 
 static int stage_cmp(const void *a, const void *b) {
@@ -165,6 +181,7 @@ bool request_pipeline_run(nbdsdk_request *req, int result, int *retresult) {
                         }
                         if (!e) {
                                 req->phase = PHASE_DATA;
+                                datapath_begin(req);
                                 result = 0;
                                 continue;
                         }

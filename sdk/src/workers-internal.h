@@ -9,6 +9,7 @@
 typedef struct {
         pthread_mutex_t lock;
         nbdsdk_request *first, *last;
+        nbdsdk_conn *conns;      /* connections to run (a deferred option got replies) */
         int efd;                 /* readable while the queue is not empty */
 } completion_queue;
 
@@ -18,6 +19,12 @@ void completion_queue_fini(completion_queue *q);
 void completion_queue_push(completion_queue *q, nbdsdk_request *req);
 /* Take everything queued (loop thread). */
 nbdsdk_request *completion_queue_take(completion_queue *q);
+/* From any thread: have the loop thread run CONN (once, however often it is
+ * pushed before it runs). The queue holds a reference meanwhile. */
+void completion_queue_push_conn(completion_queue *q, nbdsdk_conn *conn);
+/* Loop thread: one queued connection, or NULL. The caller runs it and drops
+ * the queue's reference. */
+nbdsdk_conn *completion_queue_take_conn(completion_queue *q);
 
 typedef struct worker_pool worker_pool;
 /* Start N threads that call RUN(req) for each queued request. */

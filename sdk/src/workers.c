@@ -1,16 +1,19 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Worker threads for blocking backends, and the completion queue that brings
- * results back to the loop thread (an eventfd makes the loop wake up). */
+ * results (and connections with news from other threads) back to the loop
+ * thread (an eventfd makes the loop wake up). */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <sys/eventfd.h>
+#include "conn-internal.h"
 #include "request-internal.h"
 #include "workers-internal.h"
 
 int completion_queue_init(completion_queue *q) {
         q->first = q->last = NULL;
+        q->conns = NULL;
         q->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (q->efd < 0)
                 return -errno;
@@ -26,6 +29,13 @@ void completion_queue_fini(completion_queue *q) {
         q->efd = -1;
 }
 
+/* Each list wakes the loop when it stops being empty: the loop reads the
+ * eventfd, then empties both (server_process_completions). */
+static void wake_loop(completion_queue *q) {
+        uint64_t one = 1;
+        (void) !write(q->efd, &one, sizeof one);
+}
+
 void completion_queue_push(completion_queue *q, nbdsdk_request *req) {
         req->next = NULL;
         pthread_mutex_lock(&q->lock);
@@ -36,10 +46,21 @@ void completion_queue_push(completion_queue *q, nbdsdk_request *req) {
                 q->first = req;
         q->last = req;
         pthread_mutex_unlock(&q->lock);
-        if (was_empty) {
-                uint64_t one = 1;
-                (void) !write(q->efd, &one, sizeof one);
+        if (was_empty)
+                wake_loop(q);
+}
+
+void completion_queue_push_conn(completion_queue *q, nbdsdk_conn *conn) {
+        pthread_mutex_lock(&q->lock);
+        bool was_empty = q->conns == NULL, push = !conn->woken;
+        if (push) {
+                conn->woken = true;
+                conn->next_woken = q->conns;
+                q->conns = nbdsdk_conn_ref(conn);
         }
+        pthread_mutex_unlock(&q->lock);
+        if (push && was_empty)
+                wake_loop(q);
 }
 
 nbdsdk_request *completion_queue_take(completion_queue *q) {
@@ -50,6 +71,18 @@ nbdsdk_request *completion_queue_take(completion_queue *q) {
         q->first = q->last = NULL;
         pthread_mutex_unlock(&q->lock);
         return all;
+}
+
+nbdsdk_conn *completion_queue_take_conn(completion_queue *q) {
+        pthread_mutex_lock(&q->lock);
+        nbdsdk_conn *conn = q->conns;
+        if (conn) {
+                /* Unlinked before it runs, so that it can be pushed again meanwhile. */
+                q->conns = conn->next_woken;
+                conn->woken = false;
+        }
+        pthread_mutex_unlock(&q->lock);
+        return conn;
 }
 
 struct worker_pool {

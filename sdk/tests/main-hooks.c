@@ -14,8 +14,8 @@ static const char *trace_dir;
 static bool fail_start;
 
 /* A key registered in setup, before the command line is parsed. */
-static int greeting(const char *key, const char *value, void *ud) {
-        (void) key; (void) ud;
+static int greeting(nbdsdk_export *exp, const char *key, const char *value, void *ud) {
+        (void) exp; (void) key; (void) ud;
         if (!trace_dir)
                 return nbdsdk_error(-EINVAL, "trace= must come before greeting=");
         char path[4096];
@@ -31,7 +31,7 @@ static int greeting(const char *key, const char *value, void *ud) {
 static int setup(nbdsdk_server *server, void *ud) {
         (void) ud;
         return nbdsdk_server_add_config_key(server, "greeting", "greeting=TEXT   written to TRACE/greeting",
-                                            greeting, NULL);
+                                            greeting, NULL, NULL);
 }
 
 static int config(const char *key, const char *value, void *ud) {
@@ -89,7 +89,7 @@ static int start(nbdsdk_server *server, void *ud) {
                 return -EINVAL;
         if (fail_start)
                 return nbdsdk_error(-EIO, "start refused, as asked");
-        int r = nbdsdk_server_add_meta_namespace(server, &odd_ns, sizeof odd_ns, NULL);
+        int r = nbdsdk_server_add_meta_namespace(server, &odd_ns, sizeof odd_ns, NULL, NULL);
         if (r < 0)
                 return nbdsdk_error(r, "cannot register x-hooks");
         char pid[32];

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "tclient.h"
 #include "server-internal.h"
 #include "wire-internal.h"
@@ -53,8 +55,22 @@ void tc_send(tclient *tc, const void *data, size_t len) {
         tc_run(tc);
 }
 
+void tc_wait_for(tclient *tc, size_t want) {
+        /* Worker threads answer in their own time, mostly within microseconds:
+         * spin a while, then nap, up to 5 s. */
+        for (int i = 0; i < 6000; i++) {
+                tc_run(tc);
+                if (mem_peer_pending(tc->peer) >= want || tc_closed(tc))
+                        return;
+                if (i < 1000)
+                        sched_yield();
+                else
+                        nanosleep(&(struct timespec) { 0, 1000 * 1000 }, NULL);
+        }
+}
+
 void tc_recv(tclient *tc, void *buf, size_t len) {
-        tc_run(tc);
+        tc_wait_for(tc, len);
         size_t have = mem_peer_pending(tc->peer);
         CHECK(have >= len, "expected %zu bytes from the server, it sent %zu", len, have);
         mem_peer_recv(tc->peer, buf, len);
@@ -254,7 +270,7 @@ uint16_t tc_chunk(tclient *tc, uint64_t cookie, uint16_t *retflags, uint8_t **pa
 }
 
 uint32_t tc_reply_status(tclient *tc, uint64_t cookie) {
-        tc_run(tc);
+        tc_wait_for(tc, 4);
         uint8_t magic[4];
         CHECK(mem_peer_pending(tc->peer) >= 4, "a reply is waiting");
         /* Peek at the magic to tell simple from structured. */

@@ -35,6 +35,8 @@ void tc_run(tclient *tc);
 void tc_send(tclient *tc, const void *data, size_t len);
 /* Exactly LEN bytes of server output must be ready. */
 void tc_recv(tclient *tc, void *buf, size_t len);
+/* Run the server until WANT bytes wait for the client (or it closed; at most 5 s). */
+void tc_wait_for(tclient *tc, size_t want);
 size_t tc_pending(tclient *tc);
 bool tc_closed(tclient *tc);
 /* Close the client side and let the server see it. */

@@ -10,18 +10,9 @@
 #include "conn-internal.h"
 #include "wire-internal.h"
 
-static void pause_briefly(void) {
-        struct timespec ts = { 0, 1000 * 1000 };
-        nanosleep(&ts, NULL);
-}
-
-/* Run the server until WANT bytes of replies wait (bounded: 5000 rounds). */
+/* Run the server until WANT bytes of replies wait. */
 static void wait_for_bytes(size_t want) {
-        for (int i = 0; i < 5000 && mem_peer_pending(tc->peer) < want; i++) {
-                tc_run(tc);
-                if (mem_peer_pending(tc->peer) < want)
-                        pause_briefly();
-        }
+        tc_wait_for(tc, want);
         CHECK(mem_peer_pending(tc->peer) >= want, "%zu reply bytes arrived, %zu expected", mem_peer_pending(tc->peer),
               want);
 }

@@ -64,14 +64,14 @@ static void setup(bool read_only) {
         handler_calls = 0;
         pushed_len = 0;
         CHECK(nbdsdk_server_set_read_only(server, read_only) == 0, "read-only");
-        CHECK(nbdsdk_server_add_option(server, OPT_X_SYNC, "X_SYNC", x_sync, &handler_calls, 0) == 0, "option");
+        CHECK(nbdsdk_server_add_option(server, OPT_X_SYNC, "X_SYNC", x_sync, &handler_calls, 0, NULL) == 0, "option");
         const struct nbdsdk_command push = { "X_PUSH", CMD_X_PUSH,
                 NBDSDK_COMMAND_PAYLOAD | NBDSDK_COMMAND_WRITES | NBDSDK_COMMAND_PER_CONNECTION | NBDSDK_COMMAND_RANGE,
                 64, x_push };
         const struct nbdsdk_command stats = { "X_STATS", CMD_X_STATS,
                 NBDSDK_COMMAND_DATA_OUT | NBDSDK_COMMAND_PER_CONNECTION, 0, x_stats };
-        CHECK(nbdsdk_server_add_command(server, &push, sizeof push, NULL) == 0, "push");
-        CHECK(nbdsdk_server_add_command(server, &stats, sizeof stats, NULL) == 0, "stats");
+        CHECK(nbdsdk_server_add_command(server, &push, sizeof push, NULL, NULL) == 0, "push");
+        CHECK(nbdsdk_server_add_command(server, &stats, sizeof stats, NULL, NULL) == 0, "stats");
 }
 
 static void send_push(tclient *tc, uint64_t cookie, uint64_t offset, const char *text) {
@@ -170,7 +170,7 @@ static void writing_command_on_read_only_export(void) {
 
 static void malformed_private_option_and_silent_handler(void) {
         setup(false);
-        CHECK(nbdsdk_server_add_option(server, 0x4e530002, "X_SILENT", x_silent, NULL, 0) == 0, "silent");
+        CHECK(nbdsdk_server_add_option(server, 0x4e530002, "X_SILENT", x_silent, NULL, 0, NULL) == 0, "silent");
         tclient *tc = tc_connect_fixed(server);
         tc_option_expect(tc, OPT_X_SYNC, "bye", 3, NBDSDK_REP_ERR_INVALID);
         tc_option_expect(tc, 0x4e530002, NULL, 0, NBDSDK_REP_ERR_INVALID);
@@ -184,9 +184,9 @@ static void malformed_private_option_and_silent_handler(void) {
 
 static void replacing_a_builtin_option(void) {
         setup(false);
-        CHECK(nbdsdk_server_add_option(server, NBDSDK_OPT_LIST, "LIST", x_list, NULL, 0) == -EEXIST,
+        CHECK(nbdsdk_server_add_option(server, NBDSDK_OPT_LIST, "LIST", x_list, NULL, 0, NULL) == -EEXIST,
               "taken without REPLACE");
-        CHECK(nbdsdk_server_add_option(server, NBDSDK_OPT_LIST, "LIST", x_list, NULL, NBDSDK_OPTION_REPLACE) == 0,
+        CHECK(nbdsdk_server_add_option(server, NBDSDK_OPT_LIST, "LIST", x_list, NULL, NBDSDK_OPTION_REPLACE, NULL) == 0,
               "replaced");
         tclient *tc = tc_connect_fixed(server);
         tc_option_expect(tc, NBDSDK_OPT_LIST, NULL, 0, NBDSDK_REP_ERR_POLICY);
@@ -197,25 +197,25 @@ static void replacing_a_builtin_option(void) {
 static void registration_rules(void) {
         setup(false);
         struct nbdsdk_command c = { "X", NBDSDK_CMD_FLUSH, 0, 0, x_push };
-        CHECK(nbdsdk_server_add_command(server, &c, sizeof c, NULL) == -EEXIST, "a standard number is taken");
+        CHECK(nbdsdk_server_add_command(server, &c, sizeof c, NULL, NULL) == -EEXIST, "a standard number is taken");
         c.type = CMD_X_PUSH;
-        CHECK(nbdsdk_server_add_command(server, &c, sizeof c, NULL) == -EEXIST, "registered twice");
+        CHECK(nbdsdk_server_add_command(server, &c, sizeof c, NULL, NULL) == -EEXIST, "registered twice");
         c.type = 0x60;
         c.flags = 1u << 20;
-        CHECK(nbdsdk_server_add_command(server, &c, sizeof c, NULL) == -EINVAL, "unknown flags");
+        CHECK(nbdsdk_server_add_command(server, &c, sizeof c, NULL, NULL) == -EINVAL, "unknown flags");
         c.flags = 0;
         c.handle = NULL;
-        CHECK(nbdsdk_server_add_command(server, &c, sizeof c, NULL) == -EINVAL, "no handler");
-        CHECK(nbdsdk_server_add_command(server, &c, 4, NULL) == -EINVAL, "too small a struct");
-        CHECK(nbdsdk_server_add_option(server, 7000, "X", NULL, NULL, 0) == -EINVAL, "no handler");
-        CHECK(nbdsdk_server_add_option(server, 7000, "X", x_list, NULL, 1u << 9) == -EINVAL, "unknown flags");
+        CHECK(nbdsdk_server_add_command(server, &c, sizeof c, NULL, NULL) == -EINVAL, "no handler");
+        CHECK(nbdsdk_server_add_command(server, &c, 4, NULL, NULL) == -EINVAL, "too small a struct");
+        CHECK(nbdsdk_server_add_option(server, 7000, "X", NULL, NULL, 0, NULL) == -EINVAL, "no handler");
+        CHECK(nbdsdk_server_add_option(server, 7000, "X", x_list, NULL, 1u << 9, NULL) == -EINVAL, "unknown flags");
         CHECK(nbdsdk_conn_option_reply(NULL, NBDSDK_REP_ACK, NULL, 0) == -EINVAL, "no connection");
         tclient *tc = tc_connect_fixed(server); /* the server runs now */
         CHECK(nbdsdk_conn_option_reply(tc->conn, NBDSDK_REP_ACK, NULL, 0) == -EINVAL, "not inside a handler");
         c.type = 0x61;
         c.handle = x_push;
-        CHECK(nbdsdk_server_add_command(server, &c, sizeof c, NULL) == -EBUSY, "after start");
-        CHECK(nbdsdk_server_add_option(server, 7000, "X", x_list, NULL, 0) == -EBUSY, "after start");
+        CHECK(nbdsdk_server_add_command(server, &c, sizeof c, NULL, NULL) == -EBUSY, "after start");
+        CHECK(nbdsdk_server_add_option(server, 7000, "X", x_list, NULL, 0, NULL) == -EBUSY, "after start");
         tc_free(tc);
         disk_teardown();
 }
@@ -287,13 +287,13 @@ static unsigned meta_option(tclient *tc, uint32_t option, const char *const *que
 
 static void registered_metadata_namespace(void) {
         setup(false);
-        CHECK(nbdsdk_server_add_meta_namespace(server, &x_test, sizeof x_test, NULL) == 0, "register");
-        CHECK(nbdsdk_server_add_meta_namespace(server, &x_test, sizeof x_test, NULL) == -EEXIST, "twice");
+        CHECK(nbdsdk_server_add_meta_namespace(server, &x_test, sizeof x_test, NULL, NULL) == 0, "register");
+        CHECK(nbdsdk_server_add_meta_namespace(server, &x_test, sizeof x_test, NULL, NULL) == -EEXIST, "twice");
         struct nbdsdk_meta_namespace bad = x_test;
         bad.name = "base";
-        CHECK(nbdsdk_server_add_meta_namespace(server, &bad, sizeof bad, NULL) == -EEXIST, "base is taken");
+        CHECK(nbdsdk_server_add_meta_namespace(server, &bad, sizeof bad, NULL, NULL) == -EEXIST, "base is taken");
         bad.name = "x:y";
-        CHECK(nbdsdk_server_add_meta_namespace(server, &bad, sizeof bad, NULL) == -EINVAL, "a colon in the name");
+        CHECK(nbdsdk_server_add_meta_namespace(server, &bad, sizeof bad, NULL, NULL) == -EINVAL, "a colon in the name");
         tclient *tc = tc_connect_fixed(server);
         tc_structured(tc);
         char names[8][32];

@@ -1,7 +1,9 @@
 #!/bin/bash
 # nbdsdk_main's start and stop hooks: start runs in the serving process
 # (after the fork into the background), stop after the last connection, and
-# a failing start ends the program with status 1. Usage: test-main-hooks.sh PROGRAM
+# a failing start ends the program with status 1; a --config file reaches a
+# registered key, and a program without new_export serves one export.
+# Usage: test-main-hooks.sh PROGRAM
 set -euo pipefail
 prog=$1
 command -v nbdinfo >/dev/null || { echo "SKIP: nbdinfo (libnbd-bin) is missing"; exit 77; }
@@ -46,4 +48,18 @@ set -e
 [ $rc -eq 1 ] || fail "a failing start exited $rc, not 1"
 grep -q "start refused" <<<"$msg" || fail "no message from the failing start: $msg"
 [ ! -e "$tmp/stopped" ] || fail "stop ran although start failed"
+
+# --config: a registered key applies in an export section (its handler got
+# the export); a second export section needs new_export, which this lacks.
+printf '[export first]\ntrace = %s\ngreeting = from the file\n' "$tmp" >"$tmp/one.conf"
+[ "$(timeout 30 "$prog" --config "$tmp/one.conf" --run 'nbdinfo --size "$uri"')" = 1048576 ] ||
+        fail "--config with one export does not serve"
+[ "$(cat "$tmp/greeting")" = "from the file" ] || fail "the registered key did not apply from the file"
+printf '[export first]\n[export second]\n' >"$tmp/two.conf"
+set +e
+msg=$(timeout 10 "$prog" -f -U "$tmp/never" --config "$tmp/two.conf" 2>&1)
+rc=$?
+set -e
+[ $rc -eq 1 ] && grep -q "two.conf:2: \[export second\]: this server serves a single export" <<<"$msg" ||
+        fail "a second export without new_export: $rc $msg"
 echo "ok: start and stop hooks"

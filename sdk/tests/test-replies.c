@@ -101,16 +101,16 @@ static void sparse_read_sends_holes_in(tc_mode m) {
         /* hole 0+8192, data 8192+4096, hole 12288+8192, data 20480+8192, hole 28672+36864 */
         CHECK(n == 5, "%s: five content chunks, got %u", mode, n);
         CHECK(check_tiling(v, n, 0, 65536) == 3, "%s: three of them holes", mode);
-        CHECK(strcmp(td->log, "brr") == 0, "%s: block status, then a read per data range: \"%s\"", mode, td->log);
+        CHECK(strcmp(td->log, "r") == 0, "%s: one read, no block status: \"%s\"", mode, td->log);
         free_chunks(v, n);
 
-        /* All hole: one HOLE chunk and no pread. */
+        /* All zeroes: one HOLE chunk. */
         td_clear_log(td);
         tc_request(tc, 0, NBDSDK_CMD_READ, 2, 65536, 65536, NULL, 0);
         n = read_chunks(2, 65536, v);
         CHECK(n == 1 && v[0].type == NBDSDK_REPLY_TYPE_OFFSET_HOLE && v[0].offset == 65536 && v[0].length == 65536,
               "%s: an unwritten range is one hole", mode);
-        CHECK(strcmp(td->log, "b") == 0, "%s: nothing to read: \"%s\"", mode, td->log);
+        CHECK(strcmp(td->log, "r") == 0, "%s: read, then found zero: \"%s\"", mode, td->log);
         free_chunks(v, n);
 
         /* All data: one DATA chunk. */
@@ -122,8 +122,8 @@ static void sparse_read_sends_holes_in(tc_mode m) {
         close_disk();
 }
 
-/* Below the sparse-read minimum (default 64 KiB) a read is one data chunk and
- * costs no block status call; the minimum can be lowered. */
+/* Below the sparse-read minimum (default 64 KiB) a read is one data chunk;
+ * the minimum can be lowered. */
 static void short_reads_are_not_sparse_by_default_in(tc_mode m) {
         for (int lowered = 0; lowered < 2; lowered++) {
                 td = td_new(1 << 20);
@@ -137,7 +137,7 @@ static void short_reads_are_not_sparse_by_default_in(tc_mode m) {
                 uint16_t want = lowered ? NBDSDK_REPLY_TYPE_OFFSET_HOLE : NBDSDK_REPLY_TYPE_OFFSET_DATA;
                 CHECK(n == 1 && v[0].type == want, "%s: a 4 KiB unwritten read is one %s chunk", mode,
                       lowered ? "hole" : "data");
-                CHECK(strcmp(td->log, lowered ? "b" : "r") == 0, "%s: backend calls \"%s\"", mode, td->log);
+                CHECK(strcmp(td->log, "r") == 0, "%s: backend calls \"%s\"", mode, td->log);
                 free_chunks(v, n);
                 close_disk();
         }
@@ -152,26 +152,35 @@ static void df_read_is_one_data_chunk_in(tc_mode m) {
         CHECK(n == 1 && v[0].type == NBDSDK_REPLY_TYPE_OFFSET_DATA && v[0].offset == 4096 && v[0].length == 16384,
               "%s: DF: one data chunk over the whole range, holes merged in", mode);
         check_tiling(v, n, 4096, 16384);
-        CHECK(strcmp(td->log, "r") == 0, "%s: DF reads without asking block status: \"%s\"", mode, td->log);
+        CHECK(strcmp(td->log, "r") == 0, "%s: DF: one read: \"%s\"", mode, td->log);
         free_chunks(v, n);
         close_disk();
 }
 
-static void read_without_block_status_is_one_data_chunk_in(tc_mode m) {
+/* Holes are zeroes in the data: a backend without block status gets them
+ * too, written zeroes are holes as well, and 0 turns them off. */
+static void sparse_reads_come_from_the_data_in(tc_mode m) {
         for (int how = 0; how < 2; how++) {
                 td = td_new(1 << 20);
-                td->has_block_status = how == 0 ? false : true;
+                td->has_block_status = false;
                 server = td_server(td);
                 if (how == 1)
-                        CHECK(nbdsdk_server_set_sparse_reads(server, false) == 0, "sparse reads off");
+                        CHECK(nbdsdk_server_set_sparse_reads(server, 0) == 0, "sparse reads off");
                 open_disk(m, false);
                 put(8192, 4096, 4);
+                uint8_t zeroes[4096] = { 0 };
+                CHECK(tc_write(tc, 0, 9, 16384, zeroes, sizeof zeroes) == 0, "write a block of zeroes");
+                td_clear_log(td);
                 chunk v[CHUNKS_MAX];
                 tc_request(tc, 0, NBDSDK_CMD_READ, 1, 0, 65536, NULL, 0);
                 unsigned n = read_chunks(1, 0, v);
-                CHECK(n == 1 && v[0].type == NBDSDK_REPLY_TYPE_OFFSET_DATA && v[0].length == 65536,
-                      "%s: %s: one data chunk", mode, how == 0 ? "no block_status" : "sparse reads off");
-                check_tiling(v, n, 0, 65536);
+                if (how == 0)
+                        CHECK(n == 3 && check_tiling(v, n, 0, 65536) == 2 && v[1].type == NBDSDK_REPLY_TYPE_OFFSET_DATA &&
+                              v[1].offset == 8192 && v[1].length == 4096,
+                              "%s: hole, the data block, one hole over the rest (written zeroes too)", mode);
+                else
+                        CHECK(n == 1 && v[0].type == NBDSDK_REPLY_TYPE_OFFSET_DATA && v[0].length == 65536 &&
+                              check_tiling(v, n, 0, 65536) == 0, "%s: sparse reads off: one data chunk", mode);
                 CHECK(strcmp(td->log, "r") == 0, "%s: one pread: \"%s\"", mode, td->log);
                 free_chunks(v, n);
                 close_disk();
@@ -255,11 +264,11 @@ static void early_read_errors_are_chunks_in(tc_mode m) {
 STRUCTURED_MODES(sparse_read_sends_holes)
 STRUCTURED_MODES(short_reads_are_not_sparse_by_default)
 STRUCTURED_MODES(df_read_is_one_data_chunk)
-STRUCTURED_MODES(read_without_block_status_is_one_data_chunk)
+STRUCTURED_MODES(sparse_reads_come_from_the_data)
 STRUCTURED_MODES(read_error_is_an_error_chunk_with_the_message)
 STRUCTURED_MODES(error_message_is_at_most_4096_bytes)
 STRUCTURED_MODES(early_read_errors_are_chunks)
 
-TCASE_MAIN(T(sparse_read_sends_holes), T(short_reads_are_not_sparse_by_default), T(df_read_is_one_data_chunk), T(read_without_block_status_is_one_data_chunk),
+TCASE_MAIN(T(sparse_read_sends_holes), T(short_reads_are_not_sparse_by_default), T(df_read_is_one_data_chunk), T(sparse_reads_come_from_the_data),
            T(read_error_is_an_error_chunk_with_the_message), T(error_message_is_at_most_4096_bytes),
            T(read_error_with_simple_replies), T(early_read_errors_are_chunks))

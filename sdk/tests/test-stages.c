@@ -54,7 +54,7 @@ static int only_flagged(nbdsdk_conn *conn, void *ud) { (void) ud; return nbdsdk_
 static void add(const char *name, int point, int priority, uint64_t commands, uint32_t flags,
                 int (*enabled)(nbdsdk_conn *, void *), int (*run)(nbdsdk_request *, void *)) {
         const struct nbdsdk_stage st = { name, point, priority, commands, flags, enabled, run };
-        CHECK(nbdsdk_server_add_stage(server, &st, sizeof st, NULL) == 0, "register %s", name);
+        CHECK(nbdsdk_server_add_stage(server, &st, sizeof st, NULL, NULL) == 0, "register %s", name);
 }
 
 static void start(void) {
@@ -181,15 +181,15 @@ static void order_points_and_received(void) {
 static void registration_rules(void) {
         start();
         struct nbdsdk_stage st = { "x", 9, 0, 0, 0, NULL, first };
-        CHECK(nbdsdk_server_add_stage(server, &st, sizeof st, NULL) == -EINVAL, "unknown point");
+        CHECK(nbdsdk_server_add_stage(server, &st, sizeof st, NULL, NULL) == -EINVAL, "unknown point");
         st.point = NBDSDK_STAGE_AFTER_DATA;
         st.run = NULL;
-        CHECK(nbdsdk_server_add_stage(server, &st, sizeof st, NULL) == -EINVAL, "no run");
+        CHECK(nbdsdk_server_add_stage(server, &st, sizeof st, NULL, NULL) == -EINVAL, "no run");
         st.run = first;
-        CHECK(nbdsdk_server_add_stage(server, &st, 8, NULL) == -EINVAL, "struct too small");
-        CHECK(nbdsdk_server_add_stage(NULL, &st, sizeof st, NULL) == -EINVAL, "NULL server");
+        CHECK(nbdsdk_server_add_stage(server, &st, 8, NULL, NULL) == -EINVAL, "struct too small");
+        CHECK(nbdsdk_server_add_stage(NULL, &st, sizeof st, NULL, NULL) == -EINVAL, "NULL server");
         open_disk(TC_SIMPLE, false);
-        CHECK(nbdsdk_server_add_stage(server, &st, sizeof st, NULL) == -EBUSY, "after start");
+        CHECK(nbdsdk_server_add_stage(server, &st, sizeof st, NULL, NULL) == -EBUSY, "after start");
         CHECK(strcmp(nbdsdk_conn_get_stage_chain(tc->conn), "") == 0, "no stages, empty chain");
         CHECK(nbdsdk_request_resume(NULL) == -EINVAL && nbdsdk_conn_set_flags(NULL, 1, 1) == -EINVAL, "NULL");
         close_disk();

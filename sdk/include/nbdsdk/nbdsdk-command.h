@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <nbdsdk/nbdsdk-ops.h>
+#include <nbdsdk/nbdsdk-slot.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -35,10 +36,12 @@ struct nbdsdk_command {
 
 /* Register COMMAND (copied; COMMAND_SIZE is sizeof(struct nbdsdk_command)).
  * Its framing (payload or not) holds on every connection, so the stream stays
- * in sync even where the command is refused. Returns 0, -EINVAL, -EEXIST (a
- * standard or already registered number), -EBUSY (the server runs), -ENOMEM. */
+ * in sync even where the command is refused. RETSLOT (may be NULL) receives
+ * a slot that undoes the registration (nbdsdk_slot(3)). Returns 0, -EINVAL,
+ * -EEXIST (a standard or already registered number), -EBUSY (the server
+ * runs), -ENOMEM. */
 int nbdsdk_server_add_command(nbdsdk_server *server, const struct nbdsdk_command *command,
-                              size_t command_size, void *userdata);
+                              size_t command_size, void *userdata, nbdsdk_slot **retslot);
 
 /* Make a NBDSDK_COMMAND_PER_CONNECTION command legal on CONN, typically from
  * the option handler that negotiated it. Returns 0, -EINVAL, -ENOENT (no such

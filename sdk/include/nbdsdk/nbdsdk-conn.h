@@ -12,6 +12,7 @@ extern "C" {
 #endif
 #pragma GCC visibility push(default)
 
+/* Both may be called from any thread. */
 nbdsdk_conn *nbdsdk_conn_ref(nbdsdk_conn *conn);
 nbdsdk_conn *nbdsdk_conn_unref(nbdsdk_conn *conn); /* takes NULL, returns NULL */
 nbdsdk_server *nbdsdk_conn_get_server(nbdsdk_conn *conn);

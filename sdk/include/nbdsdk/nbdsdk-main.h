@@ -12,8 +12,8 @@ extern "C" {
 #pragma GCC visibility push(default)
 
 /* Parse the command line (see nbdsdk_main(3): -p, -b, -U, -e, -D, -r, -f,
- * --pidfile, -t, -s, --run, --exit-with-parent, --print-uri, -v, --version,
- * --help, key=value), listen, run the sd-event loop until SIGINT/SIGTERM (or
+ * --pidfile, -t, -s, --run, --exit-with-parent, --print-uri, -v, --config,
+ * --version, --help, key=value), listen, run the sd-event loop until SIGINT/SIGTERM (or
  * the end of --run's command, or of the -s connection) and return the exit
  * status for main(): 0, 1 on bad arguments or set-up errors, or the status of
  * --run's command. */

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <nbdsdk/nbdsdk-ops.h>
+#include <nbdsdk/nbdsdk-slot.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -33,12 +34,14 @@ struct nbdsdk_meta_namespace {
                             uint32_t flags, nbdsdk_extents *extents, void *userdata);
 };
 
-/* Register a namespace (copied; NS_SIZE is sizeof(struct nbdsdk_meta_namespace)).
- * Returns 0, -EINVAL (NULL or missing fields, a name with ':' or empty),
- * -EEXIST ("base" or a namespace registered already), -EBUSY (the server
- * runs), -ENOMEM. */
+/* Register a namespace (copied; NS_SIZE is sizeof(struct nbdsdk_meta_namespace);
+ * the name string is not copied and must stay valid while registered).
+ * RETSLOT (may be NULL) receives a slot that undoes the registration
+ * (nbdsdk_slot(3)). Returns 0, -EINVAL (NULL or missing fields, a name with
+ * ':' or empty), -EEXIST ("base" or a namespace registered already), -EBUSY
+ * (the server runs), -ENOMEM. */
 int nbdsdk_server_add_meta_namespace(nbdsdk_server *server, const struct nbdsdk_meta_namespace *ns,
-                                     size_t ns_size, void *userdata);
+                                     size_t ns_size, void *userdata, nbdsdk_slot **retslot);
 /* From a list callback: offer CONTEXT, which must be "namespace:leaf" of the
  * namespace being asked. Duplicates are ignored. Returns 0, -EINVAL, -ENOMEM. */
 int nbdsdk_meta_list_add(nbdsdk_meta_list *list, const char *context);

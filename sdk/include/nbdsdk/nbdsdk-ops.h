@@ -14,6 +14,7 @@ extern "C" {
 
 typedef struct nbdsdk_server nbdsdk_server;
 typedef struct nbdsdk_conn nbdsdk_conn;
+typedef struct nbdsdk_export nbdsdk_export;
 typedef struct nbdsdk_request nbdsdk_request;
 typedef struct nbdsdk_extents nbdsdk_extents;
 
@@ -33,7 +34,8 @@ typedef struct nbdsdk_extents nbdsdk_extents;
 #define NBDSDK_EXTENT_ZERO (1u << 1) /* reads as zeroes */
 
 /* A data callback returns this when it will finish the request later with
- * nbdsdk_request_complete() (asynchronous backends). */
+ * nbdsdk_request_complete() (asynchronous backends); an option handler when
+ * it will send its final reply later (nbdsdk_option(3)). */
 #define NBDSDK_DEFER 1
 
 /* Every callback is optional except get_size and pread. Callbacks return 0 (or
@@ -95,6 +97,22 @@ struct nbdsdk_ops {
          * the command line is parsed: register config keys (nbdsdk_config(3))
          * and extensions here. */
         int (*setup)(nbdsdk_server *server, void *userdata);
+        /* nbdsdk_main() with --config: NEW_EXPORT is called for each export
+         * section after the first (which gets the program's userdata), before
+         * its keys are applied; USERDATA is the program's. Put the new export's
+         * userdata in *RETUSERDATA. Without it a file may hold one export. */
+        int (*new_export)(nbdsdk_export *exp, void *userdata, void **retuserdata);
+
+        /* Native snapshots, for the copy-on-write layer (cow=, see
+         * nbdsdk_layer(3)): when CAN_SNAPSHOT returns 1 for a connection, the
+         * cow layer calls SNAPSHOT_BEGIN instead of keeping an overlay and
+         * leaves the connection's chain; from then on the backend itself keeps
+         * the connection's writes away from the original data (a reflink
+         * clone, a storage snapshot). SNAPSHOT_END runs when the connection
+         * closes; whether the snapshot outlives it is the backend's choice. */
+        int (*can_snapshot)(nbdsdk_conn *conn, void *userdata);
+        int (*snapshot_begin)(nbdsdk_conn *conn, void *userdata);
+        void (*snapshot_end)(nbdsdk_conn *conn, void *userdata);
 };
 
 /* Append an extent of LENGTH bytes and TYPE (NBDSDK_EXTENT_* for base:allocation;

@@ -25,8 +25,9 @@ nbdsdk_server *nbdsdk_server_unref(nbdsdk_server *server); /* takes NULL, return
 
 /* Settings; all return 0, -EINVAL for a bad value or NULL server, -EBUSY once
  * the server runs (is attached to a loop or serves a connection), and the
- * string setters -ENOMEM. The export name defaults to "" and is also served
- * for the empty name. */
+ * string setters -ENOMEM. The export name and description are the default
+ * export's (see nbdsdk_export(3)); the name defaults to "", and naming it
+ * as another export is -EEXIST. Read-only applies to every export. */
 int nbdsdk_server_set_export_name(nbdsdk_server *server, const char *name);
 int nbdsdk_server_set_description(nbdsdk_server *server, const char *description);
 int nbdsdk_server_set_read_only(nbdsdk_server *server, bool read_only);
@@ -60,10 +61,9 @@ int nbdsdk_server_set_connection_callbacks(nbdsdk_server *server,
                                            void (*opened)(nbdsdk_conn *conn, void *userdata),
                                            void (*closed)(nbdsdk_conn *conn, void *userdata),
                                            void *userdata);
-/* Sparse reads: on connections with structured replies, reads of at least
- * MIN_LENGTH bytes ask block_status first and send its zero ranges as holes.
- * 0 turns this off; the default is 65536 (smaller reads gain too little to pay
- * for the extra callback). Needs a backend with block_status. */
+/* Sparse reads: on connections with structured replies, the 4 KiB blocks
+ * of zeroes in reads of at least MIN_LENGTH bytes are sent as holes. 0 turns
+ * this off; the default is 65536 (shorter reads gain too little). */
 int nbdsdk_server_set_sparse_reads(nbdsdk_server *server, uint32_t min_length);
 
 /* Listeners. HOST may be NULL (all addresses); PORT may be "0" (pick one; see

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <nbdsdk/nbdsdk-ops.h>
+#include <nbdsdk/nbdsdk-slot.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -39,11 +40,12 @@ struct nbdsdk_stage {
         int (*run)(nbdsdk_request *req, void *userdata);
 };
 
-/* Register STAGE (copied; STAGE_SIZE is sizeof(struct nbdsdk_stage)). Returns
- * 0, -EINVAL (NULL, no name or run, unknown point), -EBUSY (the server runs),
- * -ENOMEM. */
+/* Register STAGE (copied; STAGE_SIZE is sizeof(struct nbdsdk_stage)). RETSLOT
+ * (may be NULL) receives a slot that undoes the registration (nbdsdk_slot(3)).
+ * Returns 0, -EINVAL (NULL, no name or run, unknown point), -EBUSY (the
+ * server runs), -ENOMEM. */
 int nbdsdk_server_add_stage(nbdsdk_server *server, const struct nbdsdk_stage *stage, size_t stage_size,
-                            void *userdata);
+                            void *userdata, nbdsdk_slot **retslot);
 
 /* After a stage returned NBDSDK_DEFER: continue with the next stage (from any
  * thread; nbdsdk_request_complete(req, error) instead finishes the stage as

@@ -6,7 +6,9 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include "conn-internal.h"
+#include "log-internal.h"
 #include "layers-internal.h"
 #include "server-internal.h"
 #include "slot-internal.h"
@@ -94,6 +96,13 @@ int layers_open(nbdsdk_conn *conn, const export_state *backend, const char **ret
                         return r;
         }
         set_top(conn, &conn->levels[conn->top].caps);
+        if (log_is_verbose()) {
+                char names[256] = "";
+                for (unsigned i = conn->top; i < conn->bottom; i++)
+                        snprintf(names + strlen(names), sizeof names - strlen(names), "%s, ",
+                                 conn->levels[i].layer->layer.name);
+                log_debug("conn %p: layers %sbackend", (void *) conn, names);
+        }
         return 0;
 }
 

@@ -38,6 +38,8 @@ nbdsdk_export *server_find_export(nbdsdk_server *s, const char *name) {
 void server_free_exports(nbdsdk_server *s) {
         for (size_t i = 0; i < s->n_exports; i++) {
                 layers_free(s->exports[i]);
+                if (s->ops.free_export && s->exports[i]->userdata != s->userdata)
+                        s->ops.free_export(s->exports[i], s->exports[i]->userdata);
                 free(s->exports[i]->name);
                 free(s->exports[i]->description);
                 free(s->exports[i]);

@@ -225,7 +225,33 @@ static void settings_reach_the_right_export(void) {
         teardown();
 }
 
-TCASE_MAIN(T(add_and_find_exports), T(bad_arguments_and_taken_names), T(settings_are_frozen_once_the_server_runs),
+/* free_export: once per export with userdata of its own, at the server's end. */
+static void *freed[4];
+static unsigned n_freed;
+
+static void count_free(nbdsdk_export *exp, void *userdata) {
+        CHECK(nbdsdk_export_get_userdata(exp) == userdata, "the export's own userdata");
+        CHECK(n_freed < 4, "not too many calls");
+        freed[n_freed++] = userdata;
+}
+
+static void free_export_frees_each_exports_userdata(void) {
+        one = td_new(1 << 20);
+        two = td_new(2 << 20);
+        struct nbdsdk_ops ops = *td_ops(one);
+        ops.free_export = count_free;
+        CHECK(nbdsdk_server_new(&ops, sizeof ops, one, &server) == 0, "server");
+        CHECK(nbdsdk_server_add_export(server, "two", two, NULL) == 0, "export two");
+        CHECK(nbdsdk_server_add_export(server, "also-one", one, NULL) == 0, "an export sharing the server's userdata");
+        n_freed = 0;
+        server = nbdsdk_server_unref(server);
+        CHECK(n_freed == 1 && freed[0] == two, "only two's userdata is freed: %u calls", n_freed);
+        td_free(one);
+        td_free(two);
+        one = two = NULL;
+}
+
+TCASE_MAIN(T(add_and_find_exports), T(free_export_frees_each_exports_userdata), T(bad_arguments_and_taken_names), T(settings_are_frozen_once_the_server_runs),
            T(list_shows_every_export_with_its_description), T(go_reaches_each_exports_userdata),
            T(the_empty_name_gets_the_default_export), T(read_only_is_per_export),
            T(settings_reach_the_right_export))

@@ -102,6 +102,10 @@ struct nbdsdk_ops {
          * its keys are applied; USERDATA is the program's. Put the new export's
          * userdata in *RETUSERDATA. Without it a file may hold one export. */
         int (*new_export)(nbdsdk_export *exp, void *userdata, void **retuserdata);
+        /* When the server is freed: once for each export whose userdata is not
+         * the server's own (those new_export made, or nbdsdk_server_add_export
+         * was given), to free it. */
+        void (*free_export)(nbdsdk_export *exp, void *userdata);
 
         /* Native snapshots, for the copy-on-write layer (cow=, see
          * nbdsdk_layer(3)): when CAN_SNAPSHOT returns 1 for a connection, the

@@ -95,6 +95,9 @@ cp "$tmp/disk.img" "$tmp/secret.img" && chmod 000 "$tmp/secret.img"
 if ((EUID == 0)); then
 	command -v setpriv >/dev/null || { echo "SKIP: setpriv (util-linux) is missing"; exit 77; }
 	as_user=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+	# shellcheck source=../user-copy.bash
+	source "$(dirname "$0")/../user-copy.bash"
+	ql_built=$ql ql=$(user_copy "$ql" "$tmp/bin")
 fi
 bad "$tmp/ro.img is read-only (Permission denied): use -r/--read-only" "${k[@]}" "$tmp/ro.img"
 bad "cannot open $tmp/secret.img: Permission denied" "${k[@]}" -r "$tmp/secret.img"
@@ -104,7 +107,7 @@ pid=$!
 pids+=("$pid")
 wait_socket "$tmp/pub/ro.sock" "$pid"
 [[ $(t nbdinfo --can read-only "$(uri "$tmp/pub/ro.sock")"; echo $?) == 0 ]] || fail "-r is not advertised"
-as_user=()
+as_user=() ql=${ql_built:-$ql}
 
 # --help and --version.
 help=$(t "$ql" --help)

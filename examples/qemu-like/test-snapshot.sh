@@ -57,8 +57,10 @@ export TMPDIR=$tmp/overlay
 
 # shellcheck source=serve.bash
 source "$(dirname "$0")/serve.bash"
+# shellcheck source=../user-copy.bash
+source "$(dirname "$0")/../user-copy.bash"
 # The server as the unprivileged user: it replaces this script, keeping the PID.
-printf '#!/bin/bash\nexec %s %q "$@"\n' "${as_user[*]}" "$ql" >"$tmp/ql-as-user"
+printf '#!/bin/bash\nexec %s %q "$@"\n' "${as_user[*]}" "$(user_copy "$ql" "$tmp/bin")" >"$tmp/ql-as-user"
 chmod 755 "$tmp/ql-as-user"
 
 # A 16M image: 8M of random data, then a hole.

@@ -35,12 +35,14 @@ if size=$(export_size) && ((512 + 2 * (size >> 20) > memory)); then
     memory=$((512 + 2 * (size >> 20)))
 fi
 
+# Inside the guest everything, the server included, runs emulated, and the host may be
+# busy with other tests: each step there gets twice the harness's timeout.
 status_file=$NBDSDK_WORKDIR/.guest-status
 relay < <(
     set +e
     NBDSDK_GUEST_TIMEOUT=$((NBDSDK_TIMEOUT * 10)) NBDSDK_GUEST_MEMORY=$memory \
         "$kernel_dir/run-guest.sh" "$kernel_dir/kernel-checks.sh" \
-        --timeout "$NBDSDK_TIMEOUT" --size "$NBDSDK_SIZE" --export "$NBDSDK_EXPORT" \
+        --timeout "$((NBDSDK_TIMEOUT * 2))" --size "$NBDSDK_SIZE" --export "$NBDSDK_EXPORT" \
         --read-only "$NBDSDK_READ_ONLY" --groups "$NBDSDK_GROUPS_DIR" \
         --server "$NBDSDK_SERVER_COMMAND" 2>&1
     echo $? >"$status_file"

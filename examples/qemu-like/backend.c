@@ -1,7 +1,10 @@
 /* The data path: the nbdsdk callbacks on the open image (with --snapshot, its
  * reflink clone, or nbdsdk's copy-on-write layer above them, see snapshot.c).
- * They run on worker threads (the calls block) and return -errno, which fails
- * that request only. */
+ * Requests start on the loop thread (nbdsdk_server_set_inline_first): what
+ * cannot wait for a disk runs there at once — any I/O on a file in memory
+ * (tmpfs), reads the page cache holds — and everything else is sent to the
+ * worker threads with NBDSDK_WOULD_BLOCK. Callbacks return -errno, which
+ * fails that request only. */
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
@@ -48,7 +51,14 @@ static int sync_data(struct ql_image *img) {
         return fdatasync(img->fd) == 0 ? 0 : -errno;
 }
 
-static int flush(nbdsdk_request *req, uint32_t flags, void *ud) { return sync_data(ud); }
+/* Whether the call may run here: it may block, or it cannot (the file is in memory). */
+static bool may_run(nbdsdk_request *req, const struct ql_image *img) {
+        return img->in_memory || nbdsdk_request_may_block(req);
+}
+
+static int flush(nbdsdk_request *req, uint32_t flags, void *ud) {
+        return may_run(req, ud) ? sync_data(ud) : NBDSDK_WOULD_BLOCK;
+}
 
 /* After a trim or zero that returned R: FUA, and write-through caching (where
  * O_DSYNC covers only writes), want the result durable. */
@@ -86,8 +96,19 @@ static int transfer(struct ql_image *img, bool write, void *buf, uint64_t count,
         return r;
 }
 
+/* On the loop thread: the read at once if the page cache holds all of it. */
+static int read_cached(struct ql_image *img, void *buf, uint64_t count, uint64_t offset) {
+        if (img->align > 1)
+                return NBDSDK_WOULD_BLOCK; /* direct I/O always waits for the disk */
+        struct iovec v = { buf, count };
+        ssize_t n = preadv2(img->fd, &v, 1, (off_t) offset, RWF_NOWAIT);
+        return n >= 0 && (uint64_t) n == count ? 0 : NBDSDK_WOULD_BLOCK; /* a short read: the rest on a worker */
+}
+
 static int pread_cb(nbdsdk_request *req, void *buf, uint64_t count, uint64_t off, uint32_t flags, void *ud) {
         struct ql_image *img = ud;
+        if (!may_run(req, img))
+                return read_cached(img, buf, count, img->offset + off);
         return transfer(img, false, buf, count, img->offset + off, 0);
 }
 
@@ -100,6 +121,8 @@ static int zero(nbdsdk_request *req, uint64_t count, uint64_t off, uint32_t flag
 static int pwrite_cb(nbdsdk_request *req, const void *buf, uint64_t count, uint64_t off, uint32_t flags,
                      void *ud) {
         struct ql_image *img = ud;
+        if (!may_run(req, img))
+                return NBDSDK_WOULD_BLOCK;
         /* --detect-zeroes: a write of zeroes becomes a (cheaper) write-zeroes. */
         if (img->detect_zeroes != QL_DETECT_OFF && all_zero(buf, count)) {
                 uint32_t zflags = (flags & NBDSDK_FUA) | (img->detect_zeroes == QL_DETECT_UNMAP ? NBDSDK_MAY_TRIM : 0);
@@ -120,6 +143,8 @@ static int deallocate(struct ql_image *img, int mode, uint64_t count, uint64_t o
 
 static int trim(nbdsdk_request *req, uint64_t count, uint64_t off, uint32_t flags, void *ud) {
         struct ql_image *img = ud;
+        if (!may_run(req, img))
+                return NBDSDK_WOULD_BLOCK;
         uint64_t range[2] = { img->offset + off, count };
         int r = img->block_device ? (ioctl(img->fd, BLKDISCARD, range) == 0 ? 0 : -errno)
                                   : deallocate(img, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, count, range[0]);
@@ -135,6 +160,8 @@ static int trim(nbdsdk_request *req, uint64_t count, uint64_t off, uint32_t flag
  * writing), so BLKZEROOUT is used only for requests without FAST_ZERO. */
 static int zero(nbdsdk_request *req, uint64_t count, uint64_t off, uint32_t flags, void *ud) {
         struct ql_image *img = ud;
+        if (!may_run(req, img))
+                return NBDSDK_WOULD_BLOCK;
         uint64_t offset = img->offset + off;
         int r = -ENOTSUP;
         if ((flags & NBDSDK_MAY_TRIM) && img->discard)
@@ -156,6 +183,8 @@ static int zero(nbdsdk_request *req, uint64_t count, uint64_t off, uint32_t flag
 
 static int cache(nbdsdk_request *req, uint64_t count, uint64_t off, uint32_t flags, void *ud) {
         struct ql_image *img = ud;
+        if (!may_run(req, img))
+                return NBDSDK_WOULD_BLOCK;
         return -posix_fadvise(img->fd, (off_t) (img->offset + off), (off_t) count, POSIX_FADV_WILLNEED);
 }
 
@@ -163,6 +192,8 @@ static int cache(nbdsdk_request *req, uint64_t count, uint64_t off, uint32_t fla
 static int block_status(nbdsdk_request *req, uint64_t count, uint64_t off, uint32_t flags,
                         nbdsdk_extents *ext, void *ud) {
         struct ql_image *img = ud;
+        if (!may_run(req, img))
+                return NBDSDK_WOULD_BLOCK;
         off_t pos = (off_t) (img->offset + off), end = pos + (off_t) count;
         while (pos < end) {
                 off_t data = lseek(img->fd, pos, SEEK_DATA);

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/fs.h>
+#include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 #include "qemu-like.h"
 
@@ -114,6 +116,9 @@ int image_open(const struct ql_config *cf, struct ql_image *img) {
         if (check_size(cf, size, img->align) != 0)
                 return 1;
         img->size = size - cf->offset;
+        struct statfs sf;
+        img->in_memory = !direct && !img->block_device && fstatfs(img->fd, &sf) == 0 &&
+                         (sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC);
         img->rotational = img->block_device && is_rotational(st.st_rdev);
         /* FUA is probed on what will be written: the image, or a test clone of it. */
         int written = write_original ? img->fd : -1;

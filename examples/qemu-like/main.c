@@ -34,6 +34,7 @@ static int configure(struct ql_state *s) {
                 return ql_error("invalid description: %s", strerror(-r));
         nbdsdk_server_set_read_only(srv, cf->read_only);
         nbdsdk_server_set_threads(srv, cf->threads);
+        nbdsdk_server_set_inline_first(srv, true);
         nbdsdk_server_set_verbose(srv, cf->verbose);
         nbdsdk_server_set_max_connections(srv, cf->shared);
         /* -r -s: nothing is written, so there is nothing to keep away from the image. */

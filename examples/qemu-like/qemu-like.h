@@ -51,6 +51,7 @@ struct ql_image {
         uint32_t align;     /* alignment of offsets, lengths (and buffers) for direct I/O
                              * and block devices; 1 for buffered files */
         bool block_device;
+        bool in_memory;     /* a buffered file on tmpfs or ramfs: I/O never waits for a disk */
         bool rotational;
         bool native_fua;    /* pwritev2(RWF_DSYNC) works */
         bool sync_writes;   /* opened O_DSYNC: every write is durable already */

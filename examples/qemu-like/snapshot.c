@@ -90,7 +90,7 @@ int snapshot_can(nbdsdk_conn *conn, void *ud) {
         return ((struct ql_image *) ud)->snap.dir != NULL;
 }
 
-/* Requests run on worker threads, but each connection's only after its own
+/* Requests run (on the loop thread or a worker), but each connection's only after its own
  * snapshot_begin returned: whoever makes the clone switches img->fd under the
  * lock before any I/O can use it, and the original is not read again. */
 int snapshot_begin(nbdsdk_conn *conn, void *ud) {

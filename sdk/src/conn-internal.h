@@ -101,6 +101,7 @@ struct nbdsdk_conn {
 
         /* Transmission. */
         stage_chain chain;              /* compiled when transmission starts */
+        bool zero_copy;                 /* READ and WRITE straight from and into exp.memory */
         uint32_t user_flags;            /* nbdsdk_conn_set_flags() */
         nbdsdk_request *cur;            /* request whose payload is being read */
         nbdsdk_request *req_cache;      /* finished requests kept for reuse */

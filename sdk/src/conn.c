@@ -153,6 +153,12 @@ void conn_enter_transmission(nbdsdk_conn *conn) {
                 conn_close(conn, "out of memory compiling the request stages");
                 return;
         }
+        /* Zero copy skips pread and pwrite: only where nothing sits between
+         * the client and the backend's memory. */
+        conn->zero_copy = conn->exp.memory != NULL;
+        for (size_t i = 0; i < STAGE_POINTS; i++)
+                if (conn->chain.n[i])
+                        conn->zero_copy = false;
         conn->deadline = deadline_after(conn->server->idle_timeout_sec);
         free(conn->opt_data);
         conn->opt_data = NULL;

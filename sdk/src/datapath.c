@@ -46,9 +46,16 @@ static int call(nbdsdk_request *req, const dp_op *op, uint16_t type, void *buf, 
         if (op->level == conn->bottom) {
                 const struct nbdsdk_ops *ops = &conn->server->ops;
                 void *ud = conn->exp.entry->userdata;
+                char *memory = caps_of(req, op)->memory;
                 switch (type) {
-                case NBDSDK_CMD_READ: return ops->pread(req, buf, count, offset, flags, ud);
-                case NBDSDK_CMD_WRITE: return ops->pwrite(req, buf, count, offset, flags, ud);
+                case NBDSDK_CMD_READ:
+                        if (!ops->pread)
+                                return memcpy(buf, memory + offset, count), 0;
+                        return ops->pread(req, buf, count, offset, flags, ud);
+                case NBDSDK_CMD_WRITE:
+                        if (!ops->pwrite)
+                                return memcpy(memory + offset, buf, count), 0;
+                        return ops->pwrite(req, buf, count, offset, flags, ud);
                 case NBDSDK_CMD_FLUSH: return ops->flush(req, flags, ud);
                 case NBDSDK_CMD_TRIM: return ops->trim(req, count, offset, flags, ud);
                 case NBDSDK_CMD_WRITE_ZEROES: return ops->zero(req, count, offset, flags, ud);
@@ -135,6 +142,29 @@ static int find_holes(nbdsdk_request *req, const dp_op *op) {
         return 0;
 }
 
+/* Zero copy: the reply goes out from the export's memory. Looking for zero
+ * blocks there would touch every page once more than sending them does, so
+ * the backend's block status (cheap for memory) tells where the holes are. */
+static int memory_holes(nbdsdk_request *req, dp_op *op) {
+        extents_init(&req->extents, op->offset, op->length);
+        if (!caps_of(req, op)->extents) {
+                op->step = STEP_DONE;
+                return 0;
+        }
+        op->tolerate_failure = true; /* without block status, the read is sent whole */
+        return call(req, op, NBDSDK_CMD_BLOCK_STATUS, NULL, op->length, op->offset, 0, &req->extents);
+}
+
+static int memory_holes_found(nbdsdk_request *req, dp_op *op) {
+        nbdsdk_extents *x = &req->extents;
+        bool any_zero = false;
+        for (size_t i = 0; i < x->n; i++)
+                any_zero |= (x->v[i].type & NBDSDK_EXTENT_ZERO) != 0;
+        if (op->last_result < 0 || x->next < op->offset + op->length || !any_zero)
+                x->n = 0; /* one data chunk */
+        return 0;
+}
+
 static int step_read(nbdsdk_request *req, dp_op *op) {
         if (op->step == 0) {
                 nbdsdk_conn *conn = req->conn;
@@ -142,13 +172,21 @@ static int step_read(nbdsdk_request *req, dp_op *op) {
                 bool sparse = is_top(req, op) && conn->structured && !(req->wire_flags & NBDSDK_CMD_FLAG_DF) &&
                               min && op->length >= min;
                 op->step = sparse ? 1 : STEP_DONE;
+                if (req->direct && is_top(req, op))
+                        return sparse ? memory_holes(req, op) : 0;
                 return call(req, op, NBDSDK_CMD_READ, op->buf, op->length, op->offset, 0, NULL);
         }
         op->step = STEP_DONE;
+        if (req->direct)
+                return memory_holes_found(req, op);
         return find_holes(req, op);
 }
 
 static int step_write(nbdsdk_request *req, dp_op *op) {
+        if (req->direct && is_top(req, op)) {
+                op->step = STEP_DONE; /* zero copy: the payload was received in place */
+                return 0;
+        }
         if (op->step == 0) {
                 then_flush_or_done(req, op, 1);
                 return call(req, op, NBDSDK_CMD_WRITE, op->buf, op->length, op->offset, native_fua(req, op), NULL);
@@ -250,7 +288,8 @@ static int step_block_status(nbdsdk_request *req, dp_op *op) {
         }
         const meta_selection *m = &req->conn->meta;
         if (op->step == 0) {
-                if (!(req->contexts = calloc(m->n, sizeof *req->contexts)))
+                /* Already there when the step runs again on a worker (NBDSDK_WOULD_BLOCK). */
+                if (!req->contexts && !(req->contexts = calloc(m->n, sizeof *req->contexts)))
                         return -ENOMEM;
                 req->n_contexts = m->n;
                 op->progress = 0;
@@ -294,17 +333,32 @@ static int step(nbdsdk_request *req, dp_op *op) {
 }
 
 void datapath_begin(nbdsdk_request *req) {
-        req->op = (dp_op) { .type = req->type, .flags = req->flags, .buf = req->buf, .offset = req->offset,
+        req->op = (dp_op) { .type = req->type, .flags = req->flags, .buf = req->data, .offset = req->offset,
                             .length = req->length, .level = req->conn->top };
 }
 
-/* A step's result, checked: callbacks return 0, NBDSDK_DEFER or -errno. */
+/* A step's result, checked: callbacks return 0, NBDSDK_DEFER, -errno, or
+ * NBDSDK_WOULD_BLOCK where nbdsdk_request_may_block() is false. */
 static int checked(int result) {
+        if (result == NBDSDK_WOULD_BLOCK) {
+                log_error("a callback returned NBDSDK_WOULD_BLOCK where it may block (nbdsdk_request_may_block)");
+                return -EIO;
+        }
         if (result > 0) {
                 log_error("a callback returned %d; callbacks return 0, NBDSDK_DEFER or -errno", result);
                 return -EIO;
         }
         return result;
+}
+
+/* The step in SAVED would block: undo it and run it again on a worker. */
+static void move_to_worker(nbdsdk_request *req, dp_op *saved, int result) {
+        saved->scratch = req->op.scratch; /* allocated by the step: kept */
+        req->op = *saved;
+        atomic_store(&req->deferred, 0);
+        req->may_move = false;
+        req->resume_result = result;
+        worker_pool_push(req->conn->server->workers, req);
 }
 
 bool datapath_run(nbdsdk_request *req, int result, int *retresult) {
@@ -314,12 +368,18 @@ bool datapath_run(nbdsdk_request *req, int result, int *retresult) {
                         *retresult = result < 0 ? result : 0;
                         return true;
                 }
+                dp_op saved = *op;
                 op->tolerate_failure = false;
                 op->last_result = result;
                 atomic_store(&req->deferred, 1);
-                result = step(req, op);
-                if (result == NBDSDK_DEFER)
+                int r = step(req, op);
+                if (r == NBDSDK_DEFER)
                         return false; /* do not touch REQ: it may already be resumed */
+                if (r == NBDSDK_WOULD_BLOCK && req->may_move) {
+                        move_to_worker(req, &saved, result);
+                        return false;
+                }
+                result = r;
                 if (!atomic_exchange(&req->deferred, 0)) {
                         /* The callback called nbdsdk_request_complete() yet did not
                          * return NBDSDK_DEFER: its completion is queued, so wait for it. */

@@ -14,6 +14,7 @@ typedef struct {
         uint32_t min_block, pref_block, max_block;
         bool writable, flush, trim, fast_zero, multi_conn, extents, rotational;
         int zero, fua, cache;    /* NBDSDK_CAP_* */
+        char *memory;            /* the backend's ops->map (its level only), or NULL */
 } export_state;
 
 /* Open NAME for CONN: ops->open, get_size, block sizes, can_*. On failure

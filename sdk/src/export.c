@@ -95,12 +95,18 @@ int export_probe(nbdsdk_conn *conn, const layer_entry *l, nbdsdk_next *next, con
         if (l) {
                 const struct nbdsdk_layer *y = &l->layer;
                 *e = *below;
+                e->memory = NULL; /* the layer's bytes are not the backend's */
                 can = (can_do) { y->pwrite || below->writable, y->flush || below->flush, y->trim || below->trim,
                                  y->zero || below->zero == NBDSDK_CAP_NATIVE,
                                  y->cache || below->cache == NBDSDK_CAP_NATIVE,
                                  y->block_status || below->extents, y->pwrite || below->fua != NBDSDK_CAP_NONE };
         } else {
-                can = (can_do) { ops->pwrite, ops->flush, ops->trim, ops->zero, ops->cache, ops->block_status, true };
+                e->memory = ops->map ? ops->map(conn, conn->exp.entry->userdata) : NULL;
+                if (!e->memory && !ops->pread) {
+                        *retmsg = "the backend has neither pread nor memory (map returned NULL)";
+                        return -EIO;
+                }
+                can = (can_do) { ops->pwrite || e->memory, ops->flush, ops->trim, ops->zero, ops->cache, ops->block_status, true };
         }
         int r = probe_sizes(conn, l, next, e, retmsg);
         if (r < 0)

@@ -56,6 +56,9 @@ struct nbdsdk_request {
         uint32_t flags;          /* NBDSDK_FUA ... for the callbacks */
 
         void *buf;               /* READ data or WRITE payload */
+        void *data;              /* where they are: BUF, or the export's memory (zero copy) */
+        bool direct;             /* zero copy: no pread/pwrite at the top level */
+        bool may_move;           /* on the loop thread, may move to a worker */
         size_t buf_cap;          /* its allocated size (kept when recycled) */
         size_t buf_have;         /* payload bytes read so far */
         uint64_t bytes;          /* counted against the in-flight byte limit */

@@ -61,7 +61,7 @@ static void reply_simple(nbdsdk_request *req) {
         const void *data = NULL;
         size_t len = 0;
         if (req->error == 0 && req->type == NBDSDK_CMD_READ) {
-                data = req->buf;
+                data = req->data;
                 len = req->length;
         } else if (req->error == 0) {
                 data = req->reply_data;
@@ -89,7 +89,7 @@ static bool push_data_chunk(nbdsdk_request *req, uint64_t off, uint64_t len, boo
         uint8_t h[OUT_HEAD_MAX];
         size_t n = chunk_header(req, h, last ? NBDSDK_REPLY_FLAG_DONE : 0, NBDSDK_REPLY_TYPE_OFFSET_DATA, 8 + len);
         wire_put64(h + n, off);
-        return push(req, h, n + 8, (char *) req->buf + (off - req->offset), len, last);
+        return push(req, h, n + 8, (char *) req->data + (off - req->offset), len, last);
 }
 
 static bool push_hole_chunk(nbdsdk_request *req, uint64_t off, uint64_t len, bool last) {

@@ -111,16 +111,24 @@ void request_fail(nbdsdk_request *req, uint32_t nbd_error, const char *message) 
         req->error_msg = message ? strdup(message) : NULL;
 }
 
-void request_dispatch(nbdsdk_request *req) {
-        nbdsdk_server *server = req->conn->server;
-        if (server->workers) {
+/* Run REQ's pipeline from where it stands, with RESULT from its last step:
+ * here on the loop thread (servers without workers, and inline-first ones,
+ * where a callback may send it on with NBDSDK_WOULD_BLOCK), or on a worker.
+ * Layers wait for the level below, so layered connections use workers. */
+static void run(nbdsdk_request *req, int result) {
+        nbdsdk_conn *conn = req->conn;
+        nbdsdk_server *server = conn->server;
+        if (server->workers && !(server->inline_first && conn->top == conn->bottom)) {
+                req->resume_result = result;
                 worker_pool_push(server->workers, req);
                 return;
         }
-        int result;
-        if (request_pipeline_run(req, 0, &result))
+        req->may_move = server->workers != NULL;
+        if (request_pipeline_run(req, result, &result))
                 request_finish(req, result);
 }
+
+void request_dispatch(nbdsdk_request *req) { run(req, 0); }
 
 void request_finish(nbdsdk_request *req, int result) {
         if (result < 0 && req->error == 0) {
@@ -145,18 +153,10 @@ void request_run_on_worker(nbdsdk_request *req) {
 
 /* On the loop thread: a queued request comes back, finished or resumed. */
 void request_resume_on_loop(nbdsdk_request *req) {
-        if (req->finished) {
+        if (req->finished)
                 request_finish(req, req->resume_result);
-                return;
-        }
-        nbdsdk_server *server = req->conn->server;
-        if (server->workers) {
-                worker_pool_push(server->workers, req);
-                return;
-        }
-        int result;
-        if (request_pipeline_run(req, req->resume_result, &result))
-                request_finish(req, result);
+        else
+                run(req, req->resume_result);
 }
 
 /* Public API. */
@@ -165,6 +165,7 @@ nbdsdk_conn *nbdsdk_request_get_conn(nbdsdk_request *req) { return req ? req->co
 uint16_t nbdsdk_request_get_command(nbdsdk_request *req) { return req ? req->type : 0; }
 uint64_t nbdsdk_request_get_offset(nbdsdk_request *req) { return req ? req->offset : 0; }
 uint64_t nbdsdk_request_get_length(nbdsdk_request *req) { return req ? req->length : 0; }
+bool nbdsdk_request_may_block(nbdsdk_request *req) { return req && !req->may_move; }
 
 int nbdsdk_request_complete(nbdsdk_request *req, int error) {
         if (!req || error > 0)

@@ -56,6 +56,7 @@ struct nbdsdk_server {
         unsigned handshake_timeout_sec;
         unsigned idle_timeout_sec;
         unsigned n_threads;
+        bool inline_first;         /* requests start on the loop thread */
         uint32_t sparse_read_min;  /* 0 = no sparse reads */
         bool running;            /* settings are frozen */
 

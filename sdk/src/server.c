@@ -23,7 +23,7 @@ int nbdsdk_server_new(const struct nbdsdk_ops *ops, size_t ops_size, void *userd
                 return -ENOMEM;
         /* Fields the caller's (older) struct does not have stay NULL. */
         memcpy(&s->ops, ops, ops_size < sizeof s->ops ? ops_size : sizeof s->ops);
-        if (!s->ops.get_size || !s->ops.pread) {
+        if (!s->ops.get_size || !(s->ops.pread || s->ops.map)) {
                 free(s);
                 return -EINVAL;
         }
@@ -150,6 +150,12 @@ int nbdsdk_server_set_threads(nbdsdk_server *s, unsigned threads) {
         if (threads > 1024)
                 return -EINVAL;
         s->n_threads = threads;
+        return 0;
+}
+
+int nbdsdk_server_set_inline_first(nbdsdk_server *s, bool inline_first) {
+        CHECK_SETTABLE(s);
+        s->inline_first = inline_first;
         return 0;
 }
 

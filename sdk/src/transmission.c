@@ -100,8 +100,11 @@ conn_step state_req_header(nbdsdk_conn *conn) {
         uint32_t err = conn->chain.n[NBDSDK_STAGE_RECEIVED] ? stages_received(req, &msg) : 0;
         if (err == 0)
                 err = request_validate(req, &msg);
-        /* A buffer for the payload coming in, or for the data going out. */
-        uint64_t bufsize = req->payload_len ? req->payload_len : req->type == NBDSDK_CMD_READ ? req->length : 0;
+        /* Zero copy, or a buffer for the payload coming in or the data going out. */
+        req->direct = err == 0 && conn->zero_copy &&
+                      (req->type == NBDSDK_CMD_READ || (req->type == NBDSDK_CMD_WRITE && !(req->flags & NBDSDK_FUA)));
+        uint64_t bufsize = req->direct ? 0 : req->payload_len ? req->payload_len
+                                         : req->type == NBDSDK_CMD_READ ? req->length : 0;
         if (err == 0 && bufsize > 0) {
                 if (request_reserve(req, bufsize) < 0) {
                         err = NBDSDK_ENOMEM;
@@ -111,6 +114,7 @@ conn_step state_req_header(nbdsdk_conn *conn) {
                         conn->bytes_in_flight += bufsize;
                 }
         }
+        req->data = req->direct ? conn->exp.memory + req->offset : req->buf;
         if (err != 0) {
                 request_fail(req, err, msg);
                 if (req->payload_len > 0) {
@@ -133,7 +137,7 @@ conn_step state_req_header(nbdsdk_conn *conn) {
 
 conn_step state_req_payload(nbdsdk_conn *conn) {
         nbdsdk_request *req = conn->cur;
-        int r = conn_fill_into(conn, req->buf, req->payload_len, &req->buf_have);
+        int r = conn_fill_into(conn, req->data, req->payload_len, &req->buf_have);
         if (r <= 0)
                 return payload_stalled(conn, r);
         conn->cur = NULL;

@@ -38,7 +38,13 @@ typedef struct nbdsdk_extents nbdsdk_extents;
  * it will send its final reply later (nbdsdk_option(3)). */
 #define NBDSDK_DEFER 1
 
-/* Every callback is optional except get_size and pread. Callbacks return 0 (or
+/* A data callback returns this instead of blocking when
+ * nbdsdk_request_may_block() is false (it runs on the loop thread of a server
+ * with worker threads and nbdsdk_server_set_inline_first()): the library
+ * calls it again, with the same arguments, on a worker thread. */
+#define NBDSDK_WOULD_BLOCK 2
+
+/* Every callback is optional except get_size and pread (or map). Callbacks return 0 (or
  * the documented non-negative value) on success and a negative errno on
  * failure; the library maps errno values onto the NBD error set. Userdata is
  * the pointer given to nbdsdk_server_new() or nbdsdk_main(). The struct is
@@ -117,6 +123,18 @@ struct nbdsdk_ops {
         int (*can_snapshot)(nbdsdk_conn *conn, void *userdata);
         int (*snapshot_begin)(nbdsdk_conn *conn, void *userdata);
         void (*snapshot_end)(nbdsdk_conn *conn, void *userdata);
+
+        /* Memory backends (zero copy): MAP returns the address of the
+         * export's first byte, its get_size bytes contiguous and mapped, for
+         * reading and writing, as long as the connection is open; or NULL to be
+         * served through pread and pwrite. With an address, the library sends
+         * READ replies straight from this memory and receives WRITE payloads
+         * straight into it, without calling pread or pwrite, whenever the
+         * connection has no layers and no stages (and for writes without FUA);
+         * otherwise it copies to and from the memory itself where pread or
+         * pwrite is missing. Concurrent requests on overlapping ranges see each
+         * other's bytes in any order, as the NBD spec allows. */
+        void *(*map)(nbdsdk_conn *conn, void *userdata);
 };
 
 /* Append an extent of LENGTH bytes and TYPE (NBDSDK_EXTENT_* for base:allocation;

@@ -3,6 +3,7 @@
 #ifndef NBDSDK_REQUEST_H
 #define NBDSDK_REQUEST_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <nbdsdk/nbdsdk-ops.h>
 
@@ -16,6 +17,12 @@ nbdsdk_conn *nbdsdk_request_get_conn(nbdsdk_request *req);
 uint16_t nbdsdk_request_get_command(nbdsdk_request *req);
 uint64_t nbdsdk_request_get_offset(nbdsdk_request *req);
 uint64_t nbdsdk_request_get_length(nbdsdk_request *req);
+
+/* Whether a data callback may block now: true on a worker thread and on
+ * servers without workers; false while the request runs on the loop thread of
+ * a server that can move it (nbdsdk_server_set_inline_first()), where a
+ * callback that would block returns NBDSDK_WOULD_BLOCK instead. */
+bool nbdsdk_request_may_block(nbdsdk_request *req);
 
 /* Finish a request whose callback returned NBDSDK_DEFER: ERROR is 0 or a negative
  * errno. Safe from any thread, exactly once. Returns 0, -EINVAL (NULL, or ERROR

@@ -47,6 +47,12 @@ int nbdsdk_server_set_timeouts(nbdsdk_server *server, unsigned handshake_sec, un
 /* 0 (default): callbacks run on the loop thread. N > 0: data callbacks run on
  * N worker threads (for backends that block). At most 1024. */
 int nbdsdk_server_set_threads(nbdsdk_server *server, unsigned threads);
+/* With worker threads: run each request on the loop thread first, and move it
+ * to a worker only when a data callback returns NBDSDK_WOULD_BLOCK (backends
+ * whose calls usually finish at once, such as reads from the page cache, save
+ * two thread hand-offs per request). Connections whose export has layers run
+ * on workers all the same. Default false. */
+int nbdsdk_server_set_inline_first(nbdsdk_server *server, bool inline_first);
 /* Debug messages on stderr; this is process-wide and may change at any time. */
 int nbdsdk_server_set_verbose(nbdsdk_server *server, bool verbose);
 /* At most N connections at once (0, the default: no limit). While the limit

@@ -165,12 +165,21 @@ static int memory_holes_found(nbdsdk_request *req, dp_op *op) {
         return 0;
 }
 
+/* The client's READ gets a sparse reply (structured, no DF, long enough). */
+static bool sparse_read(nbdsdk_request *req) {
+        nbdsdk_conn *conn = req->conn;
+        uint32_t min = conn->server->sparse_read_min;
+        return req->type == NBDSDK_CMD_READ && conn->structured && !(req->wire_flags & NBDSDK_CMD_FLAG_DF) && min &&
+               req->length >= min;
+}
+
+bool datapath_calls_nothing(nbdsdk_request *req) {
+        return req->direct && (req->type == NBDSDK_CMD_WRITE || !sparse_read(req));
+}
+
 static int step_read(nbdsdk_request *req, dp_op *op) {
         if (op->step == 0) {
-                nbdsdk_conn *conn = req->conn;
-                uint32_t min = conn->server->sparse_read_min;
-                bool sparse = is_top(req, op) && conn->structured && !(req->wire_flags & NBDSDK_CMD_FLAG_DF) &&
-                              min && op->length >= min;
+                bool sparse = is_top(req, op) && sparse_read(req);
                 op->step = sparse ? 1 : STEP_DONE;
                 if (req->direct && is_top(req, op))
                         return sparse ? memory_holes(req, op) : 0;

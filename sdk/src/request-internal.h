@@ -113,6 +113,8 @@ void request_reply(nbdsdk_request *req);
  * previous step's result. Returns when done (request ready to finish:
  * *retresult set, true) or deferred (false). */
 bool datapath_run(nbdsdk_request *req, int result, int *retresult);
+/* A zero-copy request whose data path calls no callback at all. */
+bool datapath_calls_nothing(nbdsdk_request *req);
 /* Start the request's own run (before the first datapath_run). */
 void datapath_begin(nbdsdk_request *req);
 /* Run OP to its end on this thread, waiting for deferred callbacks.

@@ -114,11 +114,13 @@ void request_fail(nbdsdk_request *req, uint32_t nbd_error, const char *message) 
 /* Run REQ's pipeline from where it stands, with RESULT from its last step:
  * here on the loop thread (servers without workers, and inline-first ones,
  * where a callback may send it on with NBDSDK_WOULD_BLOCK), or on a worker.
- * Layers wait for the level below, so layered connections use workers. */
+ * Layers wait for the level below, so layered connections use workers; zero-
+ * copy requests that call nothing have nothing to wait for. */
 static void run(nbdsdk_request *req, int result) {
         nbdsdk_conn *conn = req->conn;
         nbdsdk_server *server = conn->server;
-        if (server->workers && !(server->inline_first && conn->top == conn->bottom)) {
+        bool here = (server->inline_first && conn->top == conn->bottom) || datapath_calls_nothing(req);
+        if (server->workers && !here) {
                 req->resume_result = result;
                 worker_pool_push(server->workers, req);
                 return;

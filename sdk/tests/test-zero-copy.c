@@ -113,6 +113,26 @@ static void zero_copy_reads_are_not_sparse_in(tc_mode m) {
 }
 STRUCTURED_MODES(zero_copy_reads_are_not_sparse)
 
+/* With worker threads, a zero-copy request that calls nothing is answered on
+ * the loop thread at once (a worker would answer through the completion
+ * queue, after this run of the connection). */
+static void zero_copy_needs_no_worker(void) {
+        nbdsdk_server *s = mem_server(true);
+        CHECK(nbdsdk_server_set_threads(s, 2) == 0, "two workers");
+        tclient *c = tc_open(s, TC_SIMPLE, false, NULL);
+        uint8_t data[4096];
+        fill(data, sizeof data, 8);
+        tc_send_write(c, 0, 1, 0, sizeof data, data, sizeof data);
+        CHECK(tc_pending(c) == 16, "the WRITE's reply is there after one run (%zu bytes)", tc_pending(c));
+        CHECK(tc_reply_status(c, 1) == 0 && memcmp(mem, data, sizeof data) == 0, "written");
+        tc_request(c, 0, NBDSDK_CMD_READ, 2, 0, sizeof data, NULL, 0);
+        CHECK(tc_pending(c) == 16 + sizeof data, "the READ's reply is there after one run (%zu bytes)", tc_pending(c));
+        uint8_t back[4096];
+        CHECK(tc_simple_reply(c, 2, back, sizeof back) == 0 && memcmp(back, data, sizeof back) == 0, "read back");
+        tc_free(c);
+        nbdsdk_server_unref(s);
+}
+
 static void fua_writes_go_through_pwrite(void) {
         nbdsdk_server *s = mem_server(true);
         uint16_t flags;
@@ -197,6 +217,6 @@ static void neither_pread_nor_map_is_refused(void) {
 }
 
 TCASE_MAIN(T(zero_copy_reads_and_writes), T(zero_copy_reads_are_not_sparse),
-           T(zero_copy_sparse_reads_follow_block_status), T(fua_writes_go_through_pwrite),
+           T(zero_copy_sparse_reads_follow_block_status), T(zero_copy_needs_no_worker), T(fua_writes_go_through_pwrite),
            T(map_alone_serves_fua_writes), T(stages_turn_zero_copy_off), T(map_null_falls_back_to_pread),
            T(map_null_without_pread_refuses_the_export), T(neither_pread_nor_map_is_refused))

@@ -132,7 +132,8 @@ struct nbdsdk_ops {
          * straight into it, without calling pread or pwrite, whenever the
          * connection has no layers and no stages (and for writes without FUA);
          * otherwise it copies to and from the memory itself where pread or
-         * pwrite is missing. Concurrent requests on overlapping ranges see each
+         * pwrite is missing. Sparse reads from the memory take their holes
+         * from block_status (the memory is not scanned for zeroes). Concurrent requests on overlapping ranges see each
          * other's bytes in any order, as the NBD spec allows. */
         void *(*map)(nbdsdk_conn *conn, void *userdata);
 };

@@ -45,6 +45,12 @@ def cpu_per_gib(r):
     return float(r["cpu_s"]) / (float(r["bytes"]) / GIB)
 
 
+def client_cores(r):
+    """Cores the client kept busy: its CPU time over its wall-clock time."""
+    wall = float(r["wall_s"])
+    return float(r["client_cpu_s"]) / wall if wall > 0 else None
+
+
 def stats(values):
     """(median, min, max) of the values that exist, or None."""
     values = [v for v in values if v is not None]
@@ -64,6 +70,7 @@ def cell(t, w, s):
         "cpu_op": stats([cpu_per_op(r) for r in rs]),
         "cpu_gib": stats([cpu_per_gib(r) for r in rs]),
         "rss": max(int(r["rss_kib"]) for r in rs),
+        "client": stats([client_cores(r) for r in rs]),
         "n": len(rs),
     }
 
@@ -96,7 +103,10 @@ md += ["", "Medians over the rounds, with min–max.  **× best peer**: the medi
        "file, nbd-server); the limit row is divided by the best peer of any "
        "class.  Server CPU is user+system time of the server's processes during "
        "the client's run, divided by the requests or GiB the client reported.  "
-       "RSS is the largest VmHWM seen.  nbdkit null does no storage work: a "
+       "RSS is the largest VmHWM seen.  Client cores: the client's CPU time "
+       "(all its processes, start-up included) over its wall-clock time; near "
+       "1.0 a single-threaded client (fio with one job, qemu-img) is the "
+       "bound, whatever the server.  nbdkit null does no storage work: a "
        "floor on protocol cost, not a peer.", ""]
 
 plot_servers = servers
@@ -105,7 +115,7 @@ for t in transports:
     md += [f"## {name}", ""]
     header = ["| workload | " + " | ".join(servers) + " |",
               "|---|" + "---:|" * len(servers)]
-    summary, cpu_summary = list(header), list(header)
+    summary, cpu_summary, client_summary = list(header), list(header), list(header)
     details = []
     plot_speed, plot_cpu = [], []
     for w in workloads:
@@ -125,21 +135,26 @@ for t in transports:
              else f"{cells[s]['cpu_gib'][0]:.3f} s") +
             f" ({ratio(cells[s]['cpu_gib'][0], best_cpu[s])})"
             if cells[s] else "–" for s in servers) + " |")
+        client_summary.append(f"| {w} | " + " | ".join(
+            f"{cells[s]['client'][0]:.2f}" if cells[s] and cells[s]["client"] else "–"
+            for s in servers) + " |")
         label = "k IOPS" if unit == "iops" else "GB/s"
         details += [f"### {w} ({name})", "",
                     f"| server | {label} | min–max | × best peer | of limit "
-                    "| CPU µs/req | CPU s/GiB | CPU × best peer | peak RSS MiB | rounds |",
-                    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                    "| CPU µs/req | CPU s/GiB | CPU × best peer | peak RSS MiB "
+                    "| client cores | rounds |",
+                    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for s in present:
             c = cells[s]
             med = c["speed"][0]
             of_limit = f"{100 * med / limit['speed'][0]:.0f}%" if limit and s != "limit" else "–"
             cpu_op = f"{c['cpu_op'][0] * 1e6:.2f}" if c["cpu_op"] else "–"
+            client = f"{c['client'][0]:.2f}" if c["client"] else "–"
             details.append(
                 f"| {s} | {fmt_speed(med, unit).rstrip('k')} | {fmt_range(c['speed'], unit)} "
                 f"| {ratio(med, best_speed[s])} | {of_limit} | {cpu_op} "
                 f"| {c['cpu_gib'][0]:.3f} | {ratio(c['cpu_gib'][0], best_cpu[s])} "
-                f"| {c['rss'] / 1024:.0f} | {c['n']} |")
+                f"| {c['rss'] / 1024:.0f} | {client} | {c['n']} |")
         details.append("")
 
         def plot_row(key, best):
@@ -155,7 +170,9 @@ for t in transports:
         plot_cpu.append(plot_row("cpu_gib", best_cpu))
     md += ["Speed: median (× best peer), k IOPS or GB/s.", ""] + summary + [""]
     md += ["Server CPU: median per request (IOPS workloads) or per GiB "
-           "(× best peer; lower is better).", ""] + cpu_summary + [""] + details
+           "(× best peer; lower is better).", ""] + cpu_summary + [""]
+    md += ["Client cores: median CPU time of the client over its wall-clock "
+           "time.", ""] + client_summary + [""] + details
     for kind, lines in (("speed", plot_speed), ("cpu", plot_cpu)):
         with open(os.path.join(out, f"plot-{t}-{kind}.dat"), "w") as f:
             f.write("\n".join(lines) + "\n")

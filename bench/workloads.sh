@@ -111,8 +111,10 @@ echo_run()
 {
     local addr=$1 req resp depth conns payload ops secs
     read -r req resp depth conns payload <<< "$(workload_echo "$2")"
-    read -r ops secs < <(timeout $((TIME + 30)) "$ECHO" client "$addr" \
-                         "$req" "$resp" "$depth" "$conns" "$TIME")
+    # A command substitution, not a process substitution: the client is
+    # reaped before this returns, so its CPU time counts as the client's.
+    read -r ops secs <<< "$(timeout $((TIME + 30)) "$ECHO" client "$addr" \
+                            "$req" "$resp" "$depth" "$conns" "$TIME")"
     [[ -n ${secs:-} ]] || return 1
     echo "$ops $((ops * payload)) $secs"
 }

@@ -159,6 +159,45 @@ static void block_status_moves_whole(void) {
         nbdsdk_server_unref(s);
 }
 
+/* A metadata namespace whose block status always waits for the disk. */
+static int slow_ns_list(nbdsdk_conn *conn, const char *export_name, const char *query, nbdsdk_meta_list *list,
+                        void *ud) {
+        (void) conn; (void) export_name; (void) query; (void) ud;
+        return nbdsdk_meta_list_add(list, "x-slow:dirty");
+}
+
+static int slow_ns_select(nbdsdk_conn *conn, const char *export_name, const char *context, void *ud) {
+        (void) conn; (void) export_name; (void) ud;
+        return strcmp(context, "x-slow:dirty") == 0;
+}
+
+static int slow_ns_block_status(nbdsdk_request *req, const char *context, uint64_t count, uint64_t off,
+                                uint32_t flags, nbdsdk_extents *x, void *ud) {
+        (void) context; (void) off; (void) flags; (void) ud;
+        note('m');
+        int r = would_block(req, true);
+        return r != 0 ? r : nbdsdk_extents_add(x, count, 7);
+}
+
+static void namespace_block_status_moves_too(void) {
+        static const struct nbdsdk_meta_namespace slow_ns = { .name = "x-slow", .list = slow_ns_list,
+                                                              .select = slow_ns_select,
+                                                              .block_status = slow_ns_block_status };
+        nbdsdk_server *s = slow_server(2, true);
+        CHECK(nbdsdk_server_add_meta_namespace(s, &slow_ns, sizeof slow_ns, NULL, NULL) == 0, "register");
+        tclient *c = tc_connect_fixed(s);
+        tc_structured(c);
+        tc_set_meta_context(c, "", "x-slow:dirty");
+        tc_go(c, "", NULL, NULL);
+        tc_request(c, 0, NBDSDK_CMD_BLOCK_STATUS, 1, 4096, 65536, NULL, 0);
+        tc_extents x;
+        tc_block_status_reply(c, 1, &x);
+        CHECK(x.n == 1 && x.length[0] == 65536 && x.status[0] == 7, "the namespace's extent (%u extents)", x.n);
+        CHECK(strcmp(trace, "mM") == 0, "tried on the loop thread, then once on a worker (trace %s)", trace);
+        tc_free(c);
+        nbdsdk_server_unref(s);
+}
+
 static void without_inline_first_workers_run_everything(void) {
         nbdsdk_server *s = slow_server(2, false);
         tclient *c = tc_open(s, TC_SIMPLE, false, NULL);
@@ -203,6 +242,7 @@ static void settings_are_checked(void) {
 }
 
 TCASE_MAIN(T(fast_calls_stay_on_the_loop_thread), T(a_call_that_would_block_runs_again_on_a_worker),
-           T(earlier_steps_are_not_repeated), T(block_status_moves_whole), T(without_inline_first_workers_run_everything),
+           T(earlier_steps_are_not_repeated), T(block_status_moves_whole),
+           T(namespace_block_status_moves_too), T(without_inline_first_workers_run_everything),
            T(without_workers_callbacks_may_block), T(would_block_where_it_may_block_fails_the_request),
            T(settings_are_checked))

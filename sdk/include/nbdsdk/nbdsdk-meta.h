@@ -28,8 +28,9 @@ struct nbdsdk_meta_namespace {
          * EXPORT_NAME? 1 yes, 0 unknown (ignored), or -errno. */
         int (*select)(nbdsdk_conn *conn, const char *export_name, const char *context, void *userdata);
         /* BLOCK_STATUS for a selected CONTEXT: add extents from OFFSET with
-         * nbdsdk_extents_add() (any 32-bit status). Returns 0, -errno or
-         * NBDSDK_DEFER. */
+         * nbdsdk_extents_add() (any 32-bit status). Returns 0, -errno,
+         * NBDSDK_DEFER, or NBDSDK_WOULD_BLOCK to be called again on a worker
+         * (inline-first servers, where nbdsdk_request_may_block() is false). */
         int (*block_status)(nbdsdk_request *req, const char *context, uint64_t count, uint64_t offset,
                             uint32_t flags, nbdsdk_extents *extents, void *userdata);
 };

@@ -147,16 +147,23 @@ static void earlier_steps_are_not_repeated(void) {
 
 /* The step that lists the contexts starts again on the worker, with what the
  * first try set up reused (the sanitizer build checks nothing leaks). */
-static void block_status_moves_whole(void) {
-        nbdsdk_server *s = slow_server(2, true);
-        tclient *c = tc_open(s, TC_STRUCTURED, true, NULL);
-        tc_request(c, 0, NBDSDK_CMD_BLOCK_STATUS, 1, 0, 65536, NULL, 0);
+/* 64 KiB of block status on C's selected context: one extent of STATUS,
+ * asked first on the loop thread and then once on a worker (WANT_TRACE).
+ * Frees C and S. */
+static void block_status_once_moved(nbdsdk_server *s, tclient *c, uint32_t status, const char *want_trace) {
+        tc_request(c, 0, NBDSDK_CMD_BLOCK_STATUS, 1, 4096, 65536, NULL, 0);
         tc_extents x;
         tc_block_status_reply(c, 1, &x);
-        CHECK(x.n == 1 && x.length[0] == 65536 && x.status[0] == 0, "one data extent (%u extents)", x.n);
-        CHECK(strcmp(trace, "bB") == 0, "tried on the loop thread, then once on a worker (trace %s)", trace);
+        CHECK(x.n == 1 && x.length[0] == 65536 && x.status[0] == status, "one extent of status %u (%u extents)",
+              status, x.n);
+        CHECK(strcmp(trace, want_trace) == 0, "tried on the loop thread, then once on a worker (trace %s)", trace);
         tc_free(c);
         nbdsdk_server_unref(s);
+}
+
+static void block_status_moves_whole(void) {
+        nbdsdk_server *s = slow_server(2, true);
+        block_status_once_moved(s, tc_open(s, TC_STRUCTURED, true, NULL), 0, "bB");
 }
 
 /* A metadata namespace whose block status always waits for the disk. */
@@ -189,13 +196,7 @@ static void namespace_block_status_moves_too(void) {
         tc_structured(c);
         tc_set_meta_context(c, "", "x-slow:dirty");
         tc_go(c, "", NULL, NULL);
-        tc_request(c, 0, NBDSDK_CMD_BLOCK_STATUS, 1, 4096, 65536, NULL, 0);
-        tc_extents x;
-        tc_block_status_reply(c, 1, &x);
-        CHECK(x.n == 1 && x.length[0] == 65536 && x.status[0] == 7, "the namespace's extent (%u extents)", x.n);
-        CHECK(strcmp(trace, "mM") == 0, "tried on the loop thread, then once on a worker (trace %s)", trace);
-        tc_free(c);
-        nbdsdk_server_unref(s);
+        block_status_once_moved(s, c, 7, "mM");
 }
 
 static void without_inline_first_workers_run_everything(void) {

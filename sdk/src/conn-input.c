@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 #include "conn-internal.h"
+#include "request-internal.h"
 
 /* One read from the transport. A short read means the socket is empty for
  * now: the next attempt is left to the next readiness event instead of
@@ -102,4 +103,17 @@ int conn_skip(nbdsdk_conn *conn) {
                 conn->discard_left -= n;
         }
         return 1;
+}
+
+void conn_input_hint(nbdsdk_conn *conn) {
+        if (!conn->transport->ops->want)
+                return;
+        uint64_t rest = 0;
+        if (conn->state == CONN_REQ_PAYLOAD)
+                rest = conn->cur->payload_len - conn->cur->buf_have;
+        else if (conn->state == CONN_REQ_DISCARD)
+                rest = conn->discard_left;
+        size_t buffered = conn->iend - conn->ipos;
+        rest = rest > buffered ? rest - buffered : 1;
+        conn->transport->ops->want(conn->transport, rest > SIZE_MAX ? SIZE_MAX : (size_t) rest);
 }

@@ -231,6 +231,8 @@ void conn_run(nbdsdk_conn *conn) {
                         break;
         }
         conn->in_run = false;
+        if (conn->state != CONN_CLOSED)
+                conn_input_hint(conn);
         conn_update_event_sources(conn);
         nbdsdk_conn_unref(conn);
 }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -12,7 +13,8 @@
 typedef struct {
         transport base;
         int rfd, wfd;
-        int is_socket;
+        bool is_socket, is_tcp;
+        int lowat;                      /* the socket's SO_RCVLOWAT as last set */
 } fd_transport;
 
 static ssize_t fd_read(transport *t, void *buf, size_t len) {
@@ -36,6 +38,23 @@ static ssize_t fd_writev(transport *t, const struct iovec *iov, int iovcnt) {
         return n;
 }
 
+/* Payloads this large are worth a system call to wait for in one wake-up: TCP
+ * on loopback delivers them in pieces of a few tens of KiB, each of which
+ * would otherwise cost an epoll_wait and a read. Larger waits are capped,
+ * since the kernel grows the receive buffer to fit the mark. */
+#define LOWAT_MIN (64 * 1024)
+#define LOWAT_MAX (1024 * 1024)
+
+static void fd_want(transport *t, size_t n) {
+        fd_transport *f = (fd_transport *) t;
+        if (!f->is_tcp)
+                return; /* only TCP's poll honours SO_RCVLOWAT */
+        int lowat = n < LOWAT_MIN ? 1 : n > LOWAT_MAX ? LOWAT_MAX : (int) n;
+        if (lowat != f->lowat &&
+            setsockopt(f->rfd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat) == 0)
+                f->lowat = lowat;
+}
+
 static int fd_get_read_fd(transport *t) { return ((fd_transport *) t)->rfd; }
 static int fd_get_write_fd(transport *t) { return ((fd_transport *) t)->wfd; }
 
@@ -48,7 +67,7 @@ static void fd_free(transport *t) {
 }
 
 static const struct transport_ops fd_ops = {
-        .read = fd_read, .writev = fd_writev,
+        .read = fd_read, .writev = fd_writev, .want = fd_want,
         .get_read_fd = fd_get_read_fd, .get_write_fd = fd_get_write_fd, .free = fd_free,
 };
 
@@ -57,6 +76,13 @@ static int set_nonblock(int fd) {
         if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
                 return -errno;
         return 0;
+}
+
+static bool is_tcp(int fd) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        return getsockname(fd, (struct sockaddr *) &ss, &len) == 0 &&
+               (ss.ss_family == AF_INET || ss.ss_family == AF_INET6);
 }
 
 int transport_fd_new(int rfd, int wfd, transport **ret) {
@@ -75,15 +101,12 @@ int transport_fd_new(int rfd, int wfd, transport **ret) {
         f->wfd = wfd;
         struct stat st;
         f->is_socket = fstat(wfd, &st) == 0 && S_ISSOCK(st.st_mode);
-        if (f->is_socket) {
-                struct sockaddr_storage ss;
-                socklen_t len = sizeof ss;
-                int one = 1;
-                if (getsockname(wfd, (struct sockaddr *) &ss, &len) == 0 &&
-                    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6))
-                        /* Replies are already gathered into one sendmsg per wake-up. */
-                        (void) setsockopt(wfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        }
+        f->is_tcp = is_tcp(rfd);
+        f->lowat = 1;
+        int one = 1;
+        if (is_tcp(wfd))
+                /* Replies are already gathered into one sendmsg per wake-up. */
+                (void) setsockopt(wfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         *ret = &f->base;
         return 0;
 }

@@ -13,6 +13,11 @@ struct transport_ops {
         ssize_t (*read)(transport *t, void *buf, size_t len);
         /* >= 0 bytes written, -EAGAIN, other -errno. */
         ssize_t (*writev)(transport *t, const struct iovec *iov, int iovcnt);
+        /* Optional: the reader cannot progress before N more bytes have
+         * arrived (N >= 1). A transport may hold read readiness back until
+         * then, saving wake-ups that would each bring only part of a large
+         * payload; end of stream and errors must still be reported. */
+        void (*want)(transport *t, size_t n);
         int (*get_read_fd)(transport *t);
         int (*get_write_fd)(transport *t);
         void (*free)(transport *t);
@@ -35,6 +40,8 @@ int mem_peer_send(mem_peer *peer, const void *data, size_t len);
 /* Take up to LEN bytes the server wrote; returns how many. */
 size_t mem_peer_recv(mem_peer *peer, void *buf, size_t len);
 size_t mem_peer_pending(mem_peer *peer);
+/* The last N the server passed to the transport's want (0: none yet). */
+size_t mem_peer_wanted(mem_peer *peer);
 /* End the client's side of the stream (the server reads end-of-stream). */
 void mem_peer_close(mem_peer *peer);
 /* Whether the server side has been freed (the connection closed). */

@@ -16,6 +16,7 @@ struct mem_peer {
         int client_closed;
         int server_gone;
         size_t write_budget;
+        size_t wanted;
         transport *server;
 };
 
@@ -92,6 +93,12 @@ static ssize_t mem_writev(transport *t, const struct iovec *iov, int iovcnt) {
 
 static int mem_get_fd(transport *t) { (void) t; return -1; }
 
+static void mem_want(transport *t, size_t n) {
+        mem_transport *m = (mem_transport *) t;
+        if (m->peer)
+                m->peer->wanted = n;
+}
+
 static void mem_free(transport *t) {
         mem_transport *m = (mem_transport *) t;
         if (m->peer) {
@@ -102,7 +109,7 @@ static void mem_free(transport *t) {
 }
 
 static const struct transport_ops mem_ops = {
-        .read = mem_read, .writev = mem_writev,
+        .read = mem_read, .writev = mem_writev, .want = mem_want,
         .get_read_fd = mem_get_fd, .get_write_fd = mem_get_fd, .free = mem_free,
 };
 
@@ -125,6 +132,7 @@ int transport_mem_new(transport **retserver, mem_peer **retpeer) {
 int mem_peer_send(mem_peer *p, const void *data, size_t len) { return byteq_push(&p->to_server, data, len); }
 size_t mem_peer_recv(mem_peer *p, void *buf, size_t len) { return byteq_pop(&p->to_client, buf, len); }
 size_t mem_peer_pending(mem_peer *p) { return p->to_client.end - p->to_client.start; }
+size_t mem_peer_wanted(mem_peer *p) { return p->wanted; }
 void mem_peer_close(mem_peer *p) { p->client_closed = 1; }
 int mem_peer_server_closed(mem_peer *p) { return p->server_gone; }
 void mem_peer_set_write_budget(mem_peer *p, size_t bytes) { p->write_budget = bytes; }

@@ -33,7 +33,9 @@ const char *nbdsdk_conn_get_state_name(nbdsdk_conn *conn);
  * returns 0 while the connection lives and -ECONNRESET once it has closed
  * (-EINVAL for NULL). With worker threads or asynchronous backends, also poll
  * nbdsdk_server_get_completion_fd() (see nbdsdk_server(3)). get_fd returns
- * the fd, -EINVAL or -ECONNRESET; get_timeout 0 or -EINVAL. */
+ * the fd, -EINVAL or -ECONNRESET; get_timeout 0 or -EINVAL. On TCP, the
+ * fd's SO_RCVLOWAT is raised while a large payload is arriving, so that it
+ * polls readable once the rest is there (see nbdsdk_conn(3)). */
 int nbdsdk_conn_get_fd(nbdsdk_conn *conn);
 /* The fd written to: the same as get_fd except for stdin/stdout connections,
  * where EPOLLIN is polled on get_fd and EPOLLOUT on get_write_fd. */

@@ -26,18 +26,6 @@ wait_socket() {
 	fail "no socket $1 after 10 s"
 }
 
-# wait_exit PID: the process (a child of this shell) ends within 10 s; its exit
-# status goes to $exit_status.
-wait_exit() {
-	for _ in $(seq 100); do
-		kill -0 "$1" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -0 "$1" 2>/dev/null && fail "process $1 still running after 10 s"
-	exit_status=0
-	wait "$1" || exit_status=$?
-}
-
 truncate -s 1M "$tmp/disk.img"
 head -c 100 /dev/zero >"$tmp/tiny.img"
 head -c 1000 /dev/zero >"$tmp/odd.img"

@@ -191,10 +191,10 @@ void conn_check_timeout(nbdsdk_conn *conn, uint64_t now) {
                 return;
         if (conn_states[conn->state].phase != PHASE_TRANSMISSION &&
             conn_states[conn->state].phase != PHASE_CLOSING)
-                conn_close(conn, "handshake not finished within %u seconds",
+                conn_close(conn, "handshake not finished within %u s",
                            conn->server->handshake_timeout_sec);
         else if (conn->in_flight == 0 && conn->server->idle_timeout_sec)
-                conn_close(conn, "client idle for %u seconds", conn->server->idle_timeout_sec);
+                conn_close(conn, "client idle for %u s", conn->server->idle_timeout_sec);
         else
                 conn->deadline = deadline_after(conn->server->idle_timeout_sec);
 }

@@ -20,12 +20,14 @@ static int on_conn_io(sd_event_source *src, int fd, uint32_t revents, void *user
         return 0;
 }
 
+/* A timeout closes and may free the connection: hold it until done. conn_run
+ * pushes the new deadline to the timer unless the connection is closed. */
 static int on_conn_timer(sd_event_source *src, uint64_t usec, void *userdata) {
         (void) src;
-        nbdsdk_conn *conn = userdata;
+        nbdsdk_conn *conn = nbdsdk_conn_ref(userdata);
         conn_check_timeout(conn, usec);
         conn_run(conn);
-        conn_update_event_sources(conn);
+        nbdsdk_conn_unref(conn);
         return 0;
 }
 

@@ -1,6 +1,7 @@
 #!/bin/bash
 # After `meson install`, an example builds outside the tree with one
-# `cc x.c $(pkg-config --cflags --libs nbdsdk)` line, and the headers compile
+# `cc x.c $(pkg-config --cflags --libs nbdsdk)` line (the GLib one with glib-2.0
+# added), and the headers compile
 # alone, as C and as C++. Usage: check-install.sh BUILDDIR SOURCEDIR [SANITIZERS]
 # (SANITIZERS: the build's b_sanitize value, which the example must match).
 set -euo pipefail
@@ -26,14 +27,25 @@ libdir=$(pkg-config --variable=libdir nbdsdk)
 size=$(LD_LIBRARY_PATH=$libdir timeout 30 "$tmp/ramdisk" 64M --run 'nbdinfo --size "$uri"')
 [ "$size" = 67108864 ] || { echo "FAIL: the out-of-tree ramdisk served size '$size'"; exit 1; }
 
+# The GLib example builds the same way, with GLib added to the line.
+glib_flags=$(PKG_CONFIG_SYSROOT_DIR= pkg-config --cflags --libs glib-2.0)
+cp "$src/examples/glib-app/glib-app.c" "$tmp/"
+cc "${san[@]}" "$tmp/glib-app.c" -o "$tmp/glib-app" $(pkg-config --cflags --libs nbdsdk) $glib_flags
+rc=0
+LD_LIBRARY_PATH=$libdir "$tmp/glib-app" 2>/dev/null || rc=$?
+[ "$rc" = 2 ] || { echo "FAIL: the out-of-tree glib-app did not run (exit $rc, expected its usage error 2)"; exit 1; }
+
 # Every public header compiles on its own, as C and as C++, warning-free.
+# nbdsdk-glib.h also needs GLib's flags, which are the system's, not the
+# staged root's.
+cflags="$(pkg-config --cflags nbdsdk) $(PKG_CONFIG_SYSROOT_DIR= pkg-config --cflags glib-2.0)"
 for h in $(cd "$(pkg-config --variable=includedir nbdsdk)/nbdsdk" && ls *.h); do
         printf '#include <nbdsdk/%s>\nint main(void) { return 0; }\n' "$h" > "$tmp/h.c"
-        cc -std=c99 -Wall -Wextra -Werror -pedantic -c "$tmp/h.c" -o "$tmp/h.o" $(pkg-config --cflags nbdsdk) ||
+        cc -std=c99 -Wall -Wextra -Werror -pedantic -c "$tmp/h.c" -o "$tmp/h.o" $cflags ||
                 { echo "FAIL: $h does not compile alone as C"; exit 1; }
         if command -v c++ >/dev/null; then
                 cp "$tmp/h.c" "$tmp/h.cc"
-                c++ -Wall -Wextra -Werror -c "$tmp/h.cc" -o "$tmp/h.o" $(pkg-config --cflags nbdsdk) ||
+                c++ -Wall -Wextra -Werror -c "$tmp/h.cc" -o "$tmp/h.o" $cflags ||
                         { echo "FAIL: $h does not compile alone as C++"; exit 1; }
         fi
 done

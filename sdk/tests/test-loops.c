@@ -8,60 +8,12 @@
 #include <stdlib.h>
 #include <unistd.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <systemd/sd-event.h>
+#include "sockclient.h"
 #include "tcase.h"
 #include "tclient.h"
 #include "testdisk.h"
 #include "wire-internal.h"
-
-/* Blocking client helpers on a real socket. */
-static void xwrite(int fd, const void *buf, size_t len) {
-        CHECK(write(fd, buf, len) == (ssize_t) len, "client write");
-}
-
-static void xread(int fd, void *buf, size_t len) {
-        size_t have = 0;
-        while (have < len) {
-                ssize_t n = read(fd, (char *) buf + have, len - have);
-                CHECK(n > 0, "client read (%zd, %s)", n, strerror(errno));
-                have += (size_t) n;
-        }
-}
-
-/* Handshake to transmission with EXPORT_NAME; returns the export size. */
-static uint64_t client_handshake(int fd) {
-        uint8_t g[18], f[4], opt[16], r[10];
-        xread(fd, g, sizeof g);
-        CHECK(wire_get64(g) == NBDSDK_MAGIC_INIT, "greeting");
-        wire_put32(f, NBDSDK_FLAG_C_FIXED_NEWSTYLE | NBDSDK_FLAG_C_NO_ZEROES);
-        xwrite(fd, f, 4);
-        wire_put64(opt, NBDSDK_MAGIC_OPTS);
-        wire_put32(opt + 8, NBDSDK_OPT_EXPORT_NAME);
-        wire_put32(opt + 12, 0);
-        xwrite(fd, opt, 16);
-        xread(fd, r, sizeof r);
-        return wire_get64(r);
-}
-
-static void client_request(int fd, uint16_t type, uint64_t cookie, uint64_t off, uint32_t len) {
-        uint8_t h[28];
-        wire_put32(h, NBDSDK_MAGIC_REQUEST);
-        wire_put16(h + 4, 0);
-        wire_put16(h + 6, type);
-        wire_put64(h + 8, cookie);
-        wire_put64(h + 16, off);
-        wire_put32(h + 24, len);
-        xwrite(fd, h, sizeof h);
-}
-
-static uint32_t client_reply(int fd, uint64_t *retcookie) {
-        uint8_t h[16];
-        xread(fd, h, sizeof h);
-        CHECK(wire_get32(h) == NBDSDK_MAGIC_SIMPLE_REPLY, "simple reply");
-        *retcookie = wire_get64(h + 8);
-        return wire_get32(h + 4);
-}
 
 /* Run the connection with poll() until it has nothing left to do. */
 static void poll_until_quiet(nbdsdk_conn *conn) {
@@ -89,24 +41,24 @@ static void readiness_api_with_poll(void) {
         /* Interleave: the client writes, the host loop runs the connection. */
         uint8_t g[18], f[4], opt[16], r[10];
         poll_until_quiet(conn);
-        xread(sv[1], g, sizeof g);
+        sc_read(sv[1], g, sizeof g);
         wire_put32(f, NBDSDK_FLAG_C_FIXED_NEWSTYLE | NBDSDK_FLAG_C_NO_ZEROES);
-        xwrite(sv[1], f, 4);
+        sc_write(sv[1], f, 4);
         wire_put64(opt, NBDSDK_MAGIC_OPTS);
         wire_put32(opt + 8, NBDSDK_OPT_EXPORT_NAME);
         wire_put32(opt + 12, 0);
-        xwrite(sv[1], opt, 16);
+        sc_write(sv[1], opt, 16);
         poll_until_quiet(conn);
-        xread(sv[1], r, sizeof r);
+        sc_read(sv[1], r, sizeof r);
         CHECK(wire_get64(r) == 1 << 20, "export size over the socket");
-        client_request(sv[1], NBDSDK_CMD_READ, 7, 4096, 512);
+        sc_request(sv[1], NBDSDK_CMD_READ, 7, 4096, 512);
         poll_until_quiet(conn);
         uint64_t cookie;
-        CHECK(client_reply(sv[1], &cookie) == 0 && cookie == 7, "read succeeded");
+        CHECK(sc_reply(sv[1], &cookie) == 0 && cookie == 7, "read succeeded");
         uint8_t data[512];
-        xread(sv[1], data, sizeof data);
+        sc_read(sv[1], data, sizeof data);
         CHECK(data[0] == 0x5a && data[511] == 0x5a, "read returned the disk's bytes");
-        client_request(sv[1], NBDSDK_CMD_DISC, 8, 0, 0);
+        sc_request(sv[1], NBDSDK_CMD_DISC, 8, 0, 0);
         poll_until_quiet(conn);
         CHECK(nbdsdk_conn_process(conn, 0) == -ECONNRESET, "closed after DISC");
         CHECK(read(sv[1], data, 1) == 0, "the client sees end of stream");
@@ -127,41 +79,7 @@ typedef struct {
  * in flight, disconnect, then tell the loop it is done. */
 static void *client_thread(void *arg) {
         client_job *job = arg;
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        struct sockaddr_un sun = { .sun_family = AF_UNIX };
-        strcpy(sun.sun_path, job->path);
-        CHECK(connect(fd, (struct sockaddr *) &sun, sizeof sun) == 0, "connect to the listener");
-        CHECK(client_handshake(fd) == 1 << 20, "export size");
-        uint8_t block[4096];
-        for (int i = 0; i < job->n_requests; i++) {
-                memset(block, i & 0xff, sizeof block);
-                uint8_t h[28];
-                wire_put32(h, NBDSDK_MAGIC_REQUEST);
-                wire_put16(h + 4, 0);
-                wire_put16(h + 6, NBDSDK_CMD_WRITE);
-                wire_put64(h + 8, (uint64_t) i);
-                wire_put64(h + 16, (uint64_t) i * 4096);
-                wire_put32(h + 24, 4096);
-                xwrite(fd, h, sizeof h);
-                xwrite(fd, block, sizeof block);
-        }
-        for (int i = 0; i < job->n_requests; i++) {
-                uint64_t cookie;
-                CHECK(client_reply(fd, &cookie) == 0 && cookie < (uint64_t) job->n_requests, "write reply");
-        }
-        for (int i = 0; i < job->n_requests; i++)
-                client_request(fd, NBDSDK_CMD_READ, (uint64_t) i, (uint64_t) i * 4096, 4096);
-        for (int i = 0; i < job->n_requests; i++) {
-                uint64_t cookie;
-                CHECK(client_reply(fd, &cookie) == 0 && cookie < (uint64_t) job->n_requests, "read reply");
-                xread(fd, block, sizeof block);
-                for (size_t k = 0; k < sizeof block; k++)
-                        job->mismatches += block[k] != (uint8_t) (cookie & 0xff);
-        }
-        client_request(fd, NBDSDK_CMD_DISC, 0, 0, 0);
-        char c;
-        CHECK(read(fd, &c, 1) == 0, "server closes after DISC");
-        close(fd);
+        job->mismatches = sc_write_read_back(job->path, 1 << 20, job->n_requests);
         CHECK(write(job->done_fd, "x", 1) == 1, "signal the loop");
         return NULL;
 }
@@ -221,14 +139,6 @@ static void count_closed(nbdsdk_conn *conn, void *ud) {
         n_closed++;
 }
 
-static int unix_connect(const char *path) {
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        struct sockaddr_un sun = { .sun_family = AF_UNIX };
-        strcpy(sun.sun_path, path);
-        CHECK(connect(fd, (struct sockaddr *) &sun, sizeof sun) == 0, "connect");
-        return fd;
-}
-
 /* Run the loop for a moment (bounded), so that pending events are handled. */
 static void spin(sd_event *e) {
         for (int i = 0; i < 20; i++)
@@ -248,9 +158,9 @@ static void connection_limit_and_callbacks(void) {
         CHECK(nbdsdk_server_listen_unix(s, path) == 0, "listen");
         sd_event *e;
         CHECK(sd_event_new(&e) == 0 && nbdsdk_server_attach_event(s, e, 0) == 0, "attach");
-        int a = unix_connect(path);
+        int a = sc_connect_unix(path);
         spin(e);
-        int b = unix_connect(path); /* waits in the backlog */
+        int b = sc_connect_unix(path); /* waits in the backlog */
         spin(e);
         CHECK(n_opened == 1 && nbdsdk_server_get_n_connections(s) == 1, "only one connection accepted");
         struct pollfd p = { .fd = b, .events = POLLIN };

@@ -16,7 +16,7 @@ typedef struct sd_event sd_event;
 
 /* Create a server around OPS (copied; OPS_SIZE is sizeof(struct nbdsdk_ops)
  * as the caller knows it). Returns 0, -EINVAL (NULL arguments, missing
- * get_size or pread, OPS_SIZE too small), -ENOMEM, or -errno from creating
+ * get_size, or both pread and map, OPS_SIZE too small), -ENOMEM, or -errno from creating
  * its eventfd (-EMFILE ...). */
 int nbdsdk_server_new(const struct nbdsdk_ops *ops, size_t ops_size, void *userdata,
                       nbdsdk_server **retserver);

@@ -19,6 +19,7 @@
 #include <nbdsdk/nbdsdk-config.h>
 #include <nbdsdk/nbdsdk-stage.h>
 #include <nbdsdk/nbdsdk-layer.h>
+#include <nbdsdk/nbdsdk-poll.h>
 
 #define NBDSDK_VERSION_MAJOR 0
 #define NBDSDK_VERSION_MINOR 1

@@ -154,6 +154,8 @@ static int run(struct ql_state *s) {
                 return ql_error("cannot watch signals: %s", strerror(-r));
         if ((r = nbdsdk_server_attach_event(s->server, s->event, 0)) < 0)
                 return ql_error("cannot start serving: %s", strerror(-r));
+        if ((r = sd_event_set_watchdog(s->event, true)) < 0) /* WATCHDOG_USEC, if any */
+                return ql_error("cannot keep the service manager's watchdog: %s", strerror(-r));
         report_ready(s);
         r = sd_event_loop(s->event);
         nbdsdk_server_detach_event(s->server);

@@ -1,8 +1,9 @@
 #!/bin/bash
 # qemu-like's command line: bad input gives one clear line and exit status 1;
 # --help/--version; TCP and Unix sockets; -x, -D, -r; -e and multi-conn; the end
-# with the last client unless -t; --fork with --pid-file; SIGTERM; systemd socket
-# activation with the command line of the shipped service unit.
+# with the last client unless -t; --fork with --pid-file; SIGTERM; sd_notify and
+# the watchdog; systemd socket activation with the command line of the shipped
+# service unit.
 # Usage: test-cli.sh QEMU-LIKE SERVICE-UNIT
 set -euo pipefail
 ql=$1 unit=$2
@@ -131,6 +132,9 @@ grep -q '"can_trim": true' <<<"$json" || fail "trim not advertised with --discar
 kill -0 "$pid" || fail "-t: the server exited after its clients"
 kill -TERM "$pid"
 wait_exit "$pid"; [[ $exit_status == 0 ]] || fail "SIGTERM: exit status not 0"
+
+# Under a service manager: READY=1, the watchdog kept, STOPPING=1.
+check_notify "$ql" -t -k "$tmp/n.sock" "$tmp/disk.img"
 
 # TCP on loopback: a port that was free a moment ago.
 port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -1,7 +1,8 @@
 #!/bin/bash
 # The command line every nbdsdk_main() server shares, checked on the ramdisk:
 # bad arguments, --help/--version, daemon mode with --pidfile and SIGTERM,
-# --run and its exit status, -s (stdin), --print-uri, TCP, -r, -e/-D.
+# sd_notify and the watchdog, --run and its exit status, -s (stdin),
+# --print-uri, TCP, -r, -e/-D.
 # Usage: test-cli.sh RAMDISK
 set -euo pipefail
 ramdisk=$1
@@ -40,6 +41,10 @@ for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$pid" 2>/dev/null && fail "daemon still running 10 s after SIGTERM"
 [ ! -e "$tmp/d.sock" ] || fail "socket left behind after SIGTERM"
 [ ! -e "$tmp/d.pid" ] || fail "pidfile left behind after SIGTERM"
+
+# Under a service manager (NOTIFY_SOCKET, WATCHDOG_USEC): READY=1 once
+# listening, WATCHDOG=1 from the loop every half interval, STOPPING=1.
+check_notify "$ramdisk" -f -U "$tmp/n.sock" 1M
 
 # --run: the environment, and the command's exit status becomes ours.
 out=$(t "$ramdisk" -e 'my disk' 1M --run 'echo "$uri|$exportname|$unixsocket"')

@@ -87,6 +87,7 @@ struct nbdsdk_conn {
         uint8_t *opt_data;
         size_t opt_have;
         bool opt_answered;              /* the option got its final reply */
+        const option_entry *opt_entry;  /* the handler running now (OPT_DISPATCH) */
         option_replies replies;         /* an extension handler's, from any thread */
         meta_selection meta;
         uint16_t *commands;             /* per-connection commands enabled */

@@ -136,7 +136,9 @@ conn_step state_opt_dispatch(nbdsdk_conn *conn) {
          * moves on to OPT_HEADER unless it chose another state, or deferred. */
         conn->opt_answered = false;
         option_replies_open(conn);
+        conn->opt_entry = e;
         int r = e->fn(conn, opt, conn->opt_data, conn->opt_len, e->userdata);
+        conn->opt_entry = NULL;
         if (r < 0) {
                 if (!conn_is_closed(conn))
                         conn_close(conn, "option %s failed: %s", e->name, strerror(-r));

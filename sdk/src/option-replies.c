@@ -89,6 +89,14 @@ bool option_replies_take(nbdsdk_conn *conn, bool wait) {
         return waiting && !conn_is_closed(conn);
 }
 
+bool option_replies_untouched(nbdsdk_conn *conn) {
+        option_replies *q = &conn->replies;
+        pthread_mutex_lock(&q->lock);
+        bool untouched = q->open && !q->first;
+        pthread_mutex_unlock(&q->lock);
+        return untouched;
+}
+
 void option_replies_close(option_replies *q) {
         pthread_mutex_lock(&q->lock);
         option_reply_item *it = q->first;

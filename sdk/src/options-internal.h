@@ -71,6 +71,8 @@ int option_replies_push(nbdsdk_conn *conn, uint32_t type, const void *data, size
  * NBDSDK_DEFER, replies from other threads wake the loop. Returns true while
  * the option waits for its final reply. */
 bool option_replies_take(nbdsdk_conn *conn, bool wait);
+/* Nothing was queued yet for the open option. */
+bool option_replies_untouched(nbdsdk_conn *conn);
 /* The connection closed: drop what is queued, refuse the rest. */
 void option_replies_close(option_replies *q);
 

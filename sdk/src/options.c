@@ -192,6 +192,23 @@ int nbdsdk_server_add_option(nbdsdk_server *s, uint32_t option, const char *name
         return slot_commit(slot, r, option, e, retslot);
 }
 
+/* From inside a handler, on the loop thread, before any reply of its own:
+ * the handler it replaced answers, with DATA. A built-in one replies at once,
+ * so the option is then over for the caller too. */
+int nbdsdk_conn_option_next(nbdsdk_conn *conn, const void *data, size_t length) {
+        if (!conn || (length && !data) || length > UINT32_MAX)
+                return -EINVAL;
+        const option_entry *self = conn->opt_entry;
+        if (!self || !self->replaced || conn->state != CONN_OPT_DISPATCH || !option_replies_untouched(conn))
+                return -EINVAL;
+        conn->opt_entry = self->replaced;
+        int r = self->replaced->fn(conn, conn->opt, data, length, self->replaced->userdata);
+        conn->opt_entry = self;
+        if (conn->opt_answered)
+                option_replies_take(conn, false);
+        return r;
+}
+
 /* These two may run on any thread (after NBDSDK_DEFER): they touch only
  * the connection's reply queue. */
 int nbdsdk_conn_option_reply(nbdsdk_conn *conn, uint32_t type, const void *data, size_t length) {

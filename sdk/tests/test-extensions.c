@@ -194,6 +194,100 @@ static void replacing_a_builtin_option(void) {
         disk_teardown();
 }
 
+/* A stricter GO/INFO on top of the built-in one: "secret" is refused,
+ * "alias" is served as the default export (the request is rewritten), and
+ * everything else goes to the built-in handler unchanged. */
+static int x_go(nbdsdk_conn *conn, uint32_t option, const void *data, size_t len, void *ud) {
+        (void) option; (void) ud;
+        const uint8_t *d = data;
+        uint32_t n = len >= 4 ? wire_get32(d) : 0;
+        if (len >= 4 + 6 && n == 6 && memcmp(d + 4, "secret", 6) == 0)
+                return nbdsdk_conn_option_error(conn, NBDSDK_REP_ERR_POLICY, "not this one");
+        if (len >= 4 + 5 && n == 5 && memcmp(d + 4, "alias", 5) == 0) {
+                uint8_t rewritten[64];
+                CHECK(len - 5 <= sizeof rewritten, "small request");
+                wire_put32(rewritten, 0);
+                memcpy(rewritten + 4, d + 9, len - 9);
+                return nbdsdk_conn_option_next(conn, rewritten, len - 5);
+        }
+        return nbdsdk_conn_option_next(conn, data, len);
+}
+
+/* On top of x_list (an extension's replacement of LIST): misuse is refused,
+ * then x_list answers. */
+static int x_list_wrapper(nbdsdk_conn *conn, uint32_t option, const void *data, size_t len, void *ud) {
+        (void) option; (void) ud;
+        CHECK(nbdsdk_conn_option_next(NULL, data, len) == -EINVAL, "no connection");
+        CHECK(nbdsdk_conn_option_next(conn, NULL, 4) == -EINVAL, "no data with a length");
+        return nbdsdk_conn_option_next(conn, data, len);
+}
+
+/* Replies, then tries to pass the option on. */
+static int x_reply_then_next(nbdsdk_conn *conn, uint32_t option, const void *data, size_t len, void *ud) {
+        (void) option; (void) ud;
+        CHECK(nbdsdk_conn_option_reply(conn, 0x42, "x", 1) == 0, "a reply of its own");
+        CHECK(nbdsdk_conn_option_next(conn, data, len) == -EINVAL, "no passing on after a reply of its own");
+        return nbdsdk_conn_option_error(conn, NBDSDK_REP_ERR_INVALID, "done");
+}
+
+/* A private option replaced nothing. */
+static int x_alone(nbdsdk_conn *conn, uint32_t option, const void *data, size_t len, void *ud) {
+        (void) option; (void) ud;
+        CHECK(nbdsdk_conn_option_next(conn, data, len) == -EINVAL, "nothing was replaced");
+        return nbdsdk_conn_option_reply(conn, NBDSDK_REP_ACK, NULL, 0);
+}
+
+static void replacing_handler_calls_the_replaced_one(void) {
+        setup(false);
+        CHECK(nbdsdk_server_add_option(server, NBDSDK_OPT_GO, "GO", x_go, NULL, NBDSDK_OPTION_REPLACE, NULL) == 0, "GO");
+        CHECK(nbdsdk_server_add_option(server, NBDSDK_OPT_INFO, "INFO", x_go, NULL, NBDSDK_OPTION_REPLACE, NULL) == 0,
+              "INFO");
+        CHECK(nbdsdk_server_add_option(server, NBDSDK_OPT_LIST, "LIST", x_list, NULL, NBDSDK_OPTION_REPLACE, NULL) == 0 &&
+              nbdsdk_server_add_option(server, NBDSDK_OPT_LIST, "LIST", x_list_wrapper, NULL, NBDSDK_OPTION_REPLACE,
+                                       NULL) == 0, "two LIST replacements");
+        CHECK(nbdsdk_server_add_option(server, NBDSDK_OPT_STRUCTURED_REPLY, "SR", x_reply_then_next, NULL,
+                                       NBDSDK_OPTION_REPLACE, NULL) == 0, "structured replies");
+        CHECK(nbdsdk_server_add_option(server, 0x4e530003, "X_ALONE", x_alone, NULL, 0, NULL) == 0, "private");
+        tclient *tc = tc_connect_fixed(server);
+        CHECK(nbdsdk_conn_option_next(tc->conn, NULL, 0) == -EINVAL, "not inside a handler");
+        uint8_t req[32];
+        /* INFO "secret": refused by the extension. */
+        wire_put32(req, 6);
+        memcpy(req + 4, "secret", 6);
+        wire_put16(req + 10, 0);
+        tc_option_expect(tc, NBDSDK_OPT_INFO, req, 12, NBDSDK_REP_ERR_POLICY);
+        /* INFO "nope": the built-in handler does not know it. */
+        memcpy(req + 4, "nope\0\0", 6);
+        wire_put32(req, 4);
+        wire_put16(req + 8, 0);
+        tc_option_expect(tc, NBDSDK_OPT_INFO, req, 10, NBDSDK_REP_ERR_UNKNOWN);
+        /* The stack of extensions: the wrapper passes LIST on to x_list. */
+        tc_option_expect(tc, NBDSDK_OPT_LIST, NULL, 0, NBDSDK_REP_ERR_POLICY);
+        tc_replies r;
+        tc_send_option(tc, NBDSDK_OPT_STRUCTURED_REPLY, NULL, 0);
+        tc_option_replies(tc, NBDSDK_OPT_STRUCTURED_REPLY, &r);
+        CHECK(r.n == 2 && r.type[0] == 0x42 && r.type[1] == NBDSDK_REP_ERR_INVALID,
+              "the handler's own replies only, after refusing to pass the option on");
+        tc_replies_free(&r);
+        tc_option_expect(tc, 0x4e530003, NULL, 0, NBDSDK_REP_ACK);
+        /* GO "alias": rewritten to the default export, served by the built-in GO. */
+        wire_put32(req, 5);
+        memcpy(req + 4, "alias", 5);
+        wire_put16(req + 9, 0);
+        tc_send_option(tc, NBDSDK_OPT_GO, req, 11);
+        tc_option_replies(tc, NBDSDK_OPT_GO, &r);
+        CHECK(r.n >= 2 && r.type[r.n - 1] == NBDSDK_REP_ACK && r.type[0] == NBDSDK_REP_INFO, "GO answered by the built-in");
+        CHECK(r.len[0] == 12 && wire_get16(r.data[0]) == NBDSDK_INFO_EXPORT && wire_get64(r.data[0] + 2) == td->size,
+              "the default export's size");
+        tc_replies_free(&r);
+        /* Transmission on the default export. */
+        uint8_t buf[512];
+        tc_request(tc, 0, NBDSDK_CMD_READ, 9, 0, sizeof buf, NULL, 0);
+        CHECK(tc_simple_reply(tc, 9, buf, sizeof buf) == 0, "a read after GO");
+        tc_free(tc);
+        disk_teardown();
+}
+
 static void registration_rules(void) {
         setup(false);
         struct nbdsdk_command c = { "X", NBDSDK_CMD_FLUSH, 0, 0, x_push };
@@ -335,5 +429,6 @@ static void registered_metadata_namespace(void) {
 
 TCASE_MAIN(T(private_commands_need_the_private_option), T(negotiated_private_commands_work),
            T(private_commands_under_extended_headers), T(writing_command_on_read_only_export),
-           T(malformed_private_option_and_silent_handler), T(replacing_a_builtin_option), T(registration_rules),
+           T(malformed_private_option_and_silent_handler), T(replacing_a_builtin_option),
+           T(replacing_handler_calls_the_replaced_one), T(registration_rules),
            T(registered_metadata_namespace))

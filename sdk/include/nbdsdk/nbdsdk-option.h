@@ -36,6 +36,15 @@ int nbdsdk_server_add_option(nbdsdk_server *server, uint32_t option, const char 
                              nbdsdk_option_handler handler, void *userdata, unsigned flags,
                              nbdsdk_slot **retslot);
 
+/* From a handler registered with NBDSDK_OPTION_REPLACE, while it runs and
+ * before it replied itself: let the handler it replaced (a built-in one, or
+ * an earlier extension's) answer the option, with DATA and LENGTH (the
+ * handler's own, or rewritten ones), and return what that handler returned,
+ * which the caller returns in turn; it replies nothing after. Returns
+ * -EINVAL when called elsewhere (no handler running, one that replaced
+ * nothing, after a reply of its own or after NBDSDK_DEFER). */
+int nbdsdk_conn_option_next(nbdsdk_conn *conn, const void *data, size_t length);
+
 /* Reply to the option being handled with TYPE (NBDSDK_REP_*) and DATA
  * (copied). Error types (bit 31) and ACK are final. From the handler, or,
  * after it returned NBDSDK_DEFER, from any thread. Returns 0, -EINVAL (no

@@ -526,9 +526,10 @@ static int serve(main_state *m) {
                 (void) sd_event_add_signal(e, NULL, SIGUSR1, on_report, m);
                 if ((r = nbdsdk_server_attach_event(m->server, e, 0)) < 0)
                         status = fail(m, "cannot attach to the event loop: %s", strerror(-r));
-                /* WATCHDOG_USEC from the service manager: the loop pings it. */
+                /* WATCHDOG_USEC from the service manager: the loop pings it
+                 * (unpinged, the manager would kill the server anyway). */
                 else if ((r = sd_event_set_watchdog(e, true)) < 0)
-                        log_error("cannot keep the service manager's watchdog: %s", strerror(-r));
+                        status = fail(m, "cannot keep the service manager's watchdog: %s", strerror(-r));
         }
         if (status == 0 && m->run)
                 status = start_run(m, uri ? uri : "");

@@ -18,8 +18,8 @@ struct sd_event; /* sd_event from <systemd/sd-event.h> */
  * keeps a reference to, in whatever GMainContext the source is attached to.
  * Once EVENT has exited, the source calls its callback, if one was set with
  * g_source_set_callback() (a GSourceFunc; its result is ignored), and
- * removes itself. Returns 0, -EINVAL (NULL
- * arguments) or -errno from sd_event_get_fd(). */
+ * removes itself. Returns 0, -EINVAL (NULL arguments) or -errno from
+ * sd_event_get_fd(). */
 int nbdsdk_glib_source_new(struct sd_event *event, GSource **retsource);
 
 #pragma GCC visibility pop

@@ -16,8 +16,8 @@ typedef struct sd_event sd_event;
 
 /* Create a server around OPS (copied; OPS_SIZE is sizeof(struct nbdsdk_ops)
  * as the caller knows it). Returns 0, -EINVAL (NULL arguments, missing
- * get_size, or both pread and map, OPS_SIZE too small), -ENOMEM, or -errno from creating
- * its eventfd (-EMFILE ...). */
+ * get_size, or both pread and map, OPS_SIZE too small), -ENOMEM, or -errno
+ * from creating its eventfd (-EMFILE ...). */
 int nbdsdk_server_new(const struct nbdsdk_ops *ops, size_t ops_size, void *userdata,
                       nbdsdk_server **retserver);
 nbdsdk_server *nbdsdk_server_ref(nbdsdk_server *server);

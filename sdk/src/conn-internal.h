@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 #include <nbdsdk/nbdsdk.h>
+#include "batch-internal.h"
 #include "outq-internal.h"
 #include "transport-internal.h"
 #include "export-internal.h"
@@ -116,6 +117,10 @@ struct nbdsdk_conn {
         uint64_t deadline;              /* CLOCK_MONOTONIC usec, UINT64_MAX = none */
         sd_event_source *io_source, *io_wsource, *timer_source;
         bool in_run;
+        uint32_t run_requests;          /* request headers read by this run */
+        batch_state batch;
+        uint64_t hold_until;            /* batching: read again at this time (0: now) */
+        sd_event_source *hold_source;   /* its timer, on sd-event loops only */
         bool woken;                     /* on the server's completion queue, */
         nbdsdk_conn *next_woken;        /* linked here (workers.c, under its lock) */
 };

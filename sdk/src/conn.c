@@ -107,6 +107,7 @@ static void conn_shut(nbdsdk_conn *conn) {
         conn->io_source = sd_event_source_disable_unref(conn->io_source);
         conn->io_wsource = sd_event_source_disable_unref(conn->io_wsource);
         conn->timer_source = sd_event_source_disable_unref(conn->timer_source);
+        conn->hold_source = sd_event_source_disable_unref(conn->hold_source);
         if (conn->cur) {
                 request_free(conn->cur);
                 conn->cur = NULL;
@@ -160,6 +161,7 @@ void conn_enter_transmission(nbdsdk_conn *conn) {
                 if (conn->chain.n[i])
                         conn->zero_copy = false;
         conn->deadline = deadline_after(conn->server->idle_timeout_sec);
+        batch_init(&conn->batch, now_usec());
         free(conn->opt_data);
         conn->opt_data = NULL;
         conn_set_state(conn, CONN_REQ_HEADER);
@@ -173,7 +175,7 @@ uint32_t conn_wanted_events(nbdsdk_conn *conn) {
                 bool full = conn->state == CONN_REQ_HEADER &&
                             (conn->in_flight >= conn->server->max_requests ||
                              conn->bytes_in_flight >= conn->server->max_bytes);
-                if (!full)
+                if (!full && !conn->hold_until)
                         events |= EPOLLIN;
         }
         if (!outq_is_empty(&conn->out))
@@ -216,12 +218,26 @@ static bool conn_flush(nbdsdk_conn *conn) {
         return outq_is_empty(&conn->out) || conn->in_flight != before;
 }
 
+/* Batching (batch.c): wait before reading again, on sd-event loops (a
+ * timer ends the wait) and only with every reply sent. */
+static void conn_consider_hold(nbdsdk_conn *conn) {
+        uint32_t wait = conn->server->batch_wait_usec;
+        if (!wait || !conn->hold_source || conn_states[conn->state].phase != PHASE_TRANSMISSION)
+                return;
+        uint64_t now = now_usec();
+        if (batch_after_run(&conn->batch, now, conn->run_requests) && conn->state == CONN_REQ_HEADER &&
+            outq_is_empty(&conn->out))
+                conn->hold_until = now + wait;
+}
+
 void conn_run(nbdsdk_conn *conn) {
         if (conn->in_run || conn->state == CONN_CLOSED)
                 return;
         nbdsdk_conn_ref(conn);
         conn->in_run = true;
         conn->input_drained = false;
+        conn->run_requests = 0;
+        conn->hold_until = 0;
         for (;;) {
                 if (conn->state == CONN_CLOSED)
                         break;
@@ -231,6 +247,7 @@ void conn_run(nbdsdk_conn *conn) {
                         break;
         }
         conn->in_run = false;
+        conn_consider_hold(conn);
         if (conn->state != CONN_CLOSED)
                 conn_input_hint(conn);
         conn_update_event_sources(conn);
@@ -291,7 +308,7 @@ uint32_t nbdsdk_conn_get_events(nbdsdk_conn *conn) {
 int nbdsdk_conn_get_timeout(nbdsdk_conn *conn, uint64_t *retusec) {
         if (!conn || !retusec)
                 return -EINVAL;
-        *retusec = conn->deadline;
+        *retusec = conn->hold_until && conn->hold_until < conn->deadline ? conn->hold_until : conn->deadline;
         return 0;
 }
 

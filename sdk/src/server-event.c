@@ -31,6 +31,13 @@ static int on_conn_timer(sd_event_source *src, uint64_t usec, void *userdata) {
         return 0;
 }
 
+static int on_conn_hold(sd_event_source *src, uint64_t usec, void *userdata) {
+        (void) src;
+        (void) usec;
+        conn_run(userdata);
+        return 0;
+}
+
 void conn_update_event_sources(nbdsdk_conn *conn) {
         if (!conn->io_source)
                 return;
@@ -47,6 +54,13 @@ void conn_update_event_sources(nbdsdk_conn *conn) {
                 (void) sd_event_source_set_io_events(conn->io_source, events);
         /* With nothing wanted the source must be off, or hang-ups would spin. */
         (void) sd_event_source_set_enabled(conn->io_source, events ? SD_EVENT_ON : SD_EVENT_OFF);
+        if (conn->hold_source) {
+                if (conn->hold_until) {
+                        (void) sd_event_source_set_time(conn->hold_source, conn->hold_until);
+                        (void) sd_event_source_set_enabled(conn->hold_source, SD_EVENT_ONESHOT);
+                } else
+                        (void) sd_event_source_set_enabled(conn->hold_source, SD_EVENT_OFF);
+        }
         if (conn->timer_source) {
                 if (conn->deadline == UINT64_MAX)
                         (void) sd_event_source_set_enabled(conn->timer_source, SD_EVENT_OFF);
@@ -66,9 +80,14 @@ int server_event_add_conn(nbdsdk_server *s, nbdsdk_conn *conn) {
         if (r >= 0)
                 r = sd_event_add_time(s->event, &conn->timer_source, CLOCK_MONOTONIC, UINT64_MAX, 0,
                                       on_conn_timer, conn);
+        /* Batching waits are short: this timer fires to the microsecond. */
+        if (r >= 0)
+                r = sd_event_add_time(s->event, &conn->hold_source, CLOCK_MONOTONIC, UINT64_MAX, 1,
+                                      on_conn_hold, conn);
         if (r < 0)
                 return r;
         (void) sd_event_source_set_priority(conn->io_source, s->priority);
+        (void) sd_event_source_set_priority(conn->hold_source, s->priority);
         conn_update_event_sources(conn);
         return 0;
 }

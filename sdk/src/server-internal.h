@@ -58,6 +58,7 @@ struct nbdsdk_server {
         unsigned n_threads;
         bool inline_first;         /* requests start on the loop thread */
         uint32_t sparse_read_min;  /* 0 = no sparse reads */
+        uint32_t batch_wait_usec;  /* 0 = no batching */
         bool running;            /* settings are frozen */
 
         option_registry options;

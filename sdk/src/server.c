@@ -37,6 +37,7 @@ int nbdsdk_server_new(const struct nbdsdk_ops *ops, size_t ops_size, void *userd
         s->max_option_payload = 65536;
         s->handshake_timeout_sec = 10;
         s->sparse_read_min = 65536;
+        s->batch_wait_usec = 20;
         s->priority = 0;
         s->completions.efd = -1;
         nbdsdk_export *exp;
@@ -186,6 +187,14 @@ int nbdsdk_server_set_connection_callbacks(nbdsdk_server *s, void (*opened)(nbds
 int nbdsdk_server_set_sparse_reads(nbdsdk_server *s, uint32_t min_length) {
         CHECK_SETTABLE(s);
         s->sparse_read_min = min_length;
+        return 0;
+}
+
+int nbdsdk_server_set_batch_wait(nbdsdk_server *s, uint32_t usec) {
+        CHECK_SETTABLE(s);
+        if (usec > 1000)
+                return -EINVAL;
+        s->batch_wait_usec = usec;
         return 0;
 }
 

@@ -72,6 +72,7 @@ conn_step state_req_header(nbdsdk_conn *conn) {
                         req->payload_len = req->length;
         }
         conn->ipos += hsize;
+        conn->run_requests++;
         conn_touch(conn);
         if (conn->extended && req->type == NBDSDK_CMD_WRITE && !(req->wire_flags & NBDSDK_CMD_FLAG_PAYLOAD_LEN)) {
                 /* Spec (extended headers): WRITE MUST carry PAYLOAD_LEN; without it

@@ -71,6 +71,13 @@ int nbdsdk_server_set_connection_callbacks(nbdsdk_server *server,
  * of zeroes in reads of at least MIN_LENGTH bytes are sent as holes. 0 turns
  * this off; the default is 65536 (shorter reads gain too little). */
 int nbdsdk_server_set_sparse_reads(nbdsdk_server *server, uint32_t min_length);
+/* Request batching on sd-event loops: a connection whose client keeps
+ * requests in flight may wait USEC microseconds after answering before it
+ * reads again, so that one wake-up finds several requests. Each connection
+ * measures, in turn, whether waiting serves its client more requests per
+ * second, and waits only while it does. 0 turns this off; at most 1000;
+ * default 20. */
+int nbdsdk_server_set_batch_wait(nbdsdk_server *server, uint32_t usec);
 
 /* Listeners. HOST may be NULL (all addresses); PORT may be "0" (pick one; see
  * nbdsdk_server_get_port). Return 0 or -errno (-EADDRINUSE, -EACCES, ...). */

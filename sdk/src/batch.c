@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Request batching. A client that keeps many requests in flight sends them
+ * one or two at a time as replies come back, and a server that reads as soon
+ * as anything arrives pays a wake-up and two system calls for each. Waiting
+ * a few microseconds after a run lets the next wake-up find a batch, and the
+ * replies then leave in a batch too. Whether that serves the client better
+ * depends on the client: it helps one that is busy with the previous replies
+ * meanwhile, and only delays one that has sent all it can and waits. So the
+ * connection measures: epochs without and with waiting, alternating, and it
+ * keeps whichever served more requests, until the next trial. */
+#include "batch-internal.h"
+
+void batch_init(batch_state *b, uint64_t now) {
+        /* The first epochs are not measured: a new client is still starting. */
+        *b = (batch_state) { .trial = BATCH_SETTLED, .settle_left = BATCH_WARM_UP, .epoch_start = now,
+                             .settle_len = BATCH_SETTLE_MIN };
+}
+
+static void settle(batch_state *b, bool on) {
+        b->on = on;
+        b->trial = BATCH_SETTLED;
+        b->settle_left = b->settle_len;
+}
+
+/* Waiting must win by 5 %: a tie goes to the lower latency. */
+static bool waiting_won(const batch_state *b) {
+        return b->requests[1] * b->usec[0] * 20 > b->requests[0] * b->usec[1] * 21;
+}
+
+static void end_epoch(batch_state *b, uint64_t usec) {
+        if (b->trial == BATCH_SETTLED) {
+                if (--b->settle_left == 0)
+                        *b = (batch_state) { .settle_len = b->settle_len };
+                return;
+        }
+        if (b->trial == 0 && (!b->pipelined || b->epoch_requests < BATCH_MIN_REQUESTS)) {
+                settle(b, false); /* nothing to batch */
+                return;
+        }
+        b->requests[b->on] += b->epoch_requests;
+        b->usec[b->on] += usec;
+        if (++b->trial < BATCH_TRIAL_EPOCHS) {
+                b->on = !b->on;
+                return;
+        }
+        bool won = waiting_won(b);
+        if (won)
+                b->settle_len = BATCH_SETTLE_MIN;
+        else if (b->settle_len < BATCH_SETTLE_MAX)
+                b->settle_len *= 2;
+        settle(b, won);
+}
+
+bool batch_after_run(batch_state *b, uint64_t now, uint32_t parsed) {
+        b->epoch_requests += parsed;
+        b->pipelined |= parsed >= 2;
+        uint64_t usec = now - b->epoch_start;
+        if (usec >= BATCH_EPOCH_USEC) {
+                end_epoch(b, usec);
+                b->epoch_start = now;
+                b->epoch_requests = 0;
+                b->pipelined = false;
+        }
+        return b->on && parsed > 0;
+}

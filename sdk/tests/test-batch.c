@@ -68,8 +68,9 @@ static void waiting_is_dropped_when_it_serves_less(void) {
 }
 
 static void a_tie_goes_to_not_waiting(void) {
-        /* The same 50 k/s either way (within 5 %): waiting only adds latency. */
-        sim_client c = { .n_plain = 2, .n_waiting = 4, .gap_plain = 40, .gap_waiting = 82 };
+        /* 50 k/s, or 53 k/s waiting: within the noise of one epoch, and waiting
+         * adds latency. */
+        sim_client c = { .n_plain = 2, .n_waiting = 4, .gap_plain = 40, .gap_waiting = 75 };
         sim_result r = simulate(&c, 30, 10);
         CHECK(r.waits * 100 < r.runs * 2, "no waiting without a clear gain (%u of %u runs)", r.waits, r.runs);
 }

@@ -10,9 +10,10 @@ typedef struct {
         unsigned trial;                 /* epoch of the trial, or BATCH_SETTLED */
         bool on;                        /* wait after runs that read requests */
         uint64_t epoch_start;           /* CLOCK_MONOTONIC usec */
+        uint64_t epoch_cpu;             /* the loop thread's CPU usec at epoch_start */
         uint64_t epoch_requests;
         bool pipelined;                 /* one run of this epoch read 2 or more */
-        uint64_t requests[2], usec[2];  /* trial totals, [0] without waiting, [1] with */
+        uint64_t requests[2], usec[2], cpu[2]; /* trial totals, [0] without waiting, [1] with */
         unsigned settle_left, settle_len; /* epochs until the next trial */
 } batch_state;
 
@@ -28,7 +29,11 @@ typedef struct {
 /* A first trial epoch with fewer requests is too idle for batching to matter. */
 #define BATCH_MIN_REQUESTS 64u
 
+/* The CPU time, in usec, of the thread that runs the connection; read once
+ * per epoch. */
+typedef uint64_t (*batch_cpu_clock)(void);
+
 void batch_init(batch_state *b, uint64_t now);
 /* Account for a run of the connection that read PARSED requests at NOW;
  * true if the connection should now wait before it reads again. */
-bool batch_after_run(batch_state *b, uint64_t now, uint32_t parsed);
+bool batch_after_run(batch_state *b, uint64_t now, uint32_t parsed, batch_cpu_clock cpu_clock);

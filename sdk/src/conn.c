@@ -13,11 +13,17 @@
 #include "request-internal.h"
 #include "server-internal.h"
 
-static uint64_t now_usec(void) {
+static uint64_t clock_usec(clockid_t clock) {
         struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
+        clock_gettime(clock, &ts);
         return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
 }
+
+static uint64_t now_usec(void) { return clock_usec(CLOCK_MONOTONIC); }
+
+/* Batching's CPU clock (batch.c): the loop thread's, where requests are read
+ * and replies sent. */
+static uint64_t thread_cpu_usec(void) { return clock_usec(CLOCK_THREAD_CPUTIME_ID); }
 
 static uint64_t deadline_after(unsigned seconds) {
         return seconds ? now_usec() + (uint64_t) seconds * 1000000u : UINT64_MAX;
@@ -225,7 +231,7 @@ static void conn_consider_hold(nbdsdk_conn *conn) {
         if (!wait || !conn->hold_source || conn_states[conn->state].phase != PHASE_TRANSMISSION)
                 return;
         uint64_t now = now_usec();
-        if (batch_after_run(&conn->batch, now, conn->run_requests) && conn->state == CONN_REQ_HEADER &&
+        if (batch_after_run(&conn->batch, now, conn->run_requests, thread_cpu_usec) && conn->state == CONN_REQ_HEADER &&
             outq_is_empty(&conn->out))
                 conn->hold_until = now + wait;
 }

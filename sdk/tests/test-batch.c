@@ -17,11 +17,16 @@
 
 /* A simulated client: each run of the connection reads N requests and the
  * next run comes GAP microseconds later; both depend on whether the previous
- * run asked to wait. */
+ * run asked to wait. A run costs the server CPU_RUN microseconds of CPU (the
+ * wake-up and system calls) plus CPU_REQUEST per request. */
 typedef struct {
         uint32_t n_plain, n_waiting;
         uint64_t gap_plain, gap_waiting;
+        uint64_t cpu_run, cpu_request;
 } sim_client;
+
+static uint64_t sim_cpu;
+static uint64_t sim_cpu_clock(void) { return sim_cpu; }
 
 typedef struct {
         unsigned runs, waits;
@@ -38,7 +43,9 @@ static sim_result simulate(const sim_client *c, unsigned seconds, unsigned skip)
         uint64_t end = now + seconds * 1000000ull, counted_from = now + skip * 1000000ull;
         while (now < end) {
                 bool was = waiting;
-                waiting = batch_after_run(&b, now, waiting ? c->n_waiting : c->n_plain);
+                uint32_t n = waiting ? c->n_waiting : c->n_plain;
+                sim_cpu += c->cpu_run + n * c->cpu_request;
+                waiting = batch_after_run(&b, now, n, sim_cpu_clock);
                 if (now >= counted_from) {
                         res.runs++;
                         res.waits += waiting;
@@ -68,11 +75,30 @@ static void waiting_is_dropped_when_it_serves_less(void) {
 }
 
 static void a_tie_goes_to_not_waiting(void) {
-        /* 50 k/s, or 53 k/s waiting: within the noise of one epoch, and waiting
-         * adds latency. */
-        sim_client c = { .n_plain = 2, .n_waiting = 4, .gap_plain = 40, .gap_waiting = 75 };
+        /* 50 k/s, or 53 k/s waiting, at the same CPU per request: within the
+         * noise of one epoch, and waiting adds latency. */
+        sim_client c = { .n_plain = 2, .n_waiting = 4, .gap_plain = 40, .gap_waiting = 75, .cpu_request = 5 };
         sim_result r = simulate(&c, 30, 10);
         CHECK(r.waits * 100 < r.runs * 2, "no waiting without a clear gain (%u of %u runs)", r.waits, r.runs);
+        /* Nor for a tenth less CPU per request (4.5 us to 4.25 us). */
+        c.cpu_run = 1, c.cpu_request = 4;
+        r = simulate(&c, 30, 10);
+        CHECK(r.waits * 100 < r.runs * 2, "nor for a small CPU saving (%u of %u runs)", r.waits, r.runs);
+}
+
+static void waiting_is_kept_when_it_costs_clearly_less_cpu(void) {
+        /* A client that sets the pace itself: 50 k/s either way (50.6 k/s
+         * waiting), but a run costs 10 us of CPU: 7 us per request two at a
+         * time, 4.5 us four at a time. */
+        sim_client c = { .n_plain = 2, .n_waiting = 4, .gap_plain = 40, .gap_waiting = 79,
+                         .cpu_run = 10, .cpu_request = 2 };
+        sim_result r = simulate(&c, 20, 1);
+        CHECK(r.waits * 100 > r.runs * 80, "the connection waits after most runs (%u of %u)", r.waits, r.runs);
+        /* But not if the client is any slower for it (47.6 k/s). */
+        c.gap_waiting = 84;
+        r = simulate(&c, 30, 10);
+        CHECK(r.waits * 100 < r.runs * 2, "a CPU saving does not excuse a slower client (%u of %u runs)",
+              r.waits, r.runs);
 }
 
 static void one_request_at_a_time_is_never_held(void) {
@@ -90,8 +116,8 @@ static void runs_without_requests_never_wait(void) {
         batch_state b;
         batch_init(&b, 0);
         b = (batch_state) { .trial = BATCH_SETTLED, .on = true, .settle_left = 100, .settle_len = 100 };
-        CHECK(!batch_after_run(&b, 10, 0), "a run that read nothing (a reply went out) does not wait");
-        CHECK(batch_after_run(&b, 20, 1), "a run that read a request does");
+        CHECK(!batch_after_run(&b, 10, 0, sim_cpu_clock), "a run that read nothing (a reply went out) does not wait");
+        CHECK(batch_after_run(&b, 20, 1, sim_cpu_clock), "a run that read a request does");
 }
 
 /* A real loop: a connection that batches stops reading after its run, and its
@@ -164,6 +190,7 @@ static void a_held_connection_reads_again_when_its_timer_fires(void) { run_hold_
 static void batching_off_never_holds(void) { run_hold_test(0); }
 
 TCASE_MAIN(T(waiting_is_kept_while_it_serves_more), T(waiting_is_dropped_when_it_serves_less),
-           T(a_tie_goes_to_not_waiting), T(one_request_at_a_time_is_never_held),
+           T(a_tie_goes_to_not_waiting), T(waiting_is_kept_when_it_costs_clearly_less_cpu),
+           T(one_request_at_a_time_is_never_held),
            T(runs_without_requests_never_wait), T(a_held_connection_reads_again_when_its_timer_fires),
            T(batching_off_never_holds))

@@ -75,8 +75,8 @@ int nbdsdk_server_set_sparse_reads(nbdsdk_server *server, uint32_t min_length);
  * requests in flight may wait USEC microseconds after answering before it
  * reads again, so that one wake-up finds several requests. Each connection
  * measures, in turn, whether waiting serves its client more requests per
- * second, and waits only while it does. 0 turns this off; at most 1000;
- * default 20. */
+ * second (or as many for clearly less CPU per request), and waits only
+ * while it does. 0 turns this off; at most 1000; default 20. */
 int nbdsdk_server_set_batch_wait(nbdsdk_server *server, uint32_t usec);
 
 /* Listeners. HOST may be NULL (all addresses); PORT may be "0" (pick one; see

@@ -30,14 +30,15 @@ unavailable() { say "$*"; exit 77; }
 
 # The modules the guest needs, by name; their dependencies are added by modprobe.
 # crc32c_generic is listed because ext4 only soft-depends on it, and without it
-# mounting ext4 fails with ENOENT.
-guest_modules=(virtio_pci 9pnet_virtio 9p nbd crc32c_generic ext4)
+# mounting ext4 fails with ENOENT.  unix_diag lets ss report the bytes waiting in Unix
+# sockets (kernel-checks' diagnostics); without it ss shows every queue as empty.
+guest_modules=(virtio_pci 9pnet_virtio 9p nbd crc32c_generic ext4 unix_diag)
 
 # "current" names the one kernel this cache uses: once it is complete, nothing else is
 # consulted, so a cached run needs neither apt nor the network.  initrd.gz.init records
-# which guest-init.sh the initramfs holds.
+# which guest-init.sh and module list the initramfs holds.
 current=$cache/current
-init_hash=$(sha256sum "$here/guest-init.sh" | cut -d' ' -f1)
+init_hash=$({ cat "$here/guest-init.sh"; printf '%s\n' "${guest_modules[@]}"; } | sha256sum | cut -d' ' -f1)
 if [[ -f $current/vmlinuz && -f $current/initrd.gz &&
     $(cat "$current/initrd.gz.init" 2>/dev/null) == "$init_hash" ]]; then
     printf '%s\n' "$current"

@@ -142,6 +142,55 @@ md5_of() {
     run taskset -c "$cpu" dd if="$1" bs=1M skip="$2" count="$3" iflag=direct status=none | md5sum | cut -d' ' -f1
 }
 
+# diagnose TITLE: note what the guest can tell about a check in trouble: the requests
+# the kernel has in flight, the bytes waiting in both ends of every connection (Recv-Q
+# of a server's end: requests the server has not read; of the kernel's end: replies
+# the kernel has not read), the servers' last words and the kernel's.  Printed at the end of the run, where the
+# harness's log shows it.
+diagnose() {
+    local dev socket
+    echo "--- $1"
+    for dev in /dev/nbd0 /dev/nbd1; do
+        attached "$dev" && echo "$dev requests in flight (reads writes): $(cat "/sys/block/${dev#/dev/}/inflight")"
+    done
+    # The servers' ends carry the socket's path; the kernel's ends are their peers.
+    have ss && ss -xn | awk -v w="$work" '
+        NR == 1 { print; next }
+        { line[NR] = $0; peer[NR] = $8 }
+        index($5, w) == 1 { server[$6] = 1; print }
+        END { for (i in line) if (peer[i] in server) print line[i] }'
+    for socket in "${!server_pid[@]}"; do
+        echo "server on $socket, last lines of its output:"
+        tail -n 8 "$socket.log"
+    done
+    echo "kernel messages, last lines:"
+    dmesg | tail -n 12
+}
+
+# checked CLIENT NAME FUNCTION [ARGS...]: check, with diagnostics if it fails.  A hang
+# is best seen while it lasts: the kernel gives up on a request when the check's own
+# commands time out.  So a snapshot is taken at three quarters of the timeout, and
+# kept if the check then fails.
+checked() {
+    local failed=$checks_failed name=$2 watchdog stall=$work/.stall
+    rm -f "$stall"
+    (
+        trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
+        sleep $((timeout_s * 3 / 4)) &
+        sleeper=$!
+        wait "$sleeper"
+        diagnose "nbd-client/$name still running after $((timeout_s * 3 / 4))s" >"$stall" 2>&1
+    ) &
+    watchdog=$!
+    check "$@"
+    kill "$watchdog" 2>/dev/null || true # it may have finished
+    wait "$watchdog" 2>/dev/null || true
+    if ((checks_failed != failed)); then
+        [[ -s $stall ]] && cat "$stall" >>"$work/diagnostics"
+        diagnose "nbd-client/$name failed" >>"$work/diagnostics" 2>&1
+    fi
+}
+
 # ---- checks ------------------------------------------------------------------------
 check_size() { # DEV SOCKET
     have nbdinfo || fail "missing tool: nbdinfo (the reference for the export size)"
@@ -295,8 +344,8 @@ else
     fi
     case $multi_conn in
     0)
-        check nbd-client multi-conn-connect check_multi_conn_connect
-        check nbd-client multi-conn-io check_multi_conn_io
+        checked nbd-client multi-conn-connect check_multi_conn_connect
+        checked nbd-client multi-conn-io check_multi_conn_io
         ;;
     2) result pass nbd-client multi-conn "the server does not advertise CAN_MULTI_CONN: not attempted" ;;
     127) result skip nbd-client multi-conn "missing tool: nbdinfo (to see whether CAN_MULTI_CONN is advertised)" ;;
@@ -304,28 +353,29 @@ else
     esac
     tidy /dev/nbd0
 
-    check nbd-client connect attach /dev/nbd0 "$rw_socket"
-    check nbd-client size check_size /dev/nbd0 "$rw_socket"
-    check nbd-client mkfs run mkfs.ext4 -q -F /dev/nbd0
-    check nbd-client mount run mount -t ext4 /dev/nbd0 "$mnt"
-    check nbd-client write-tree check_write_tree
-    check nbd-client umount run umount "$mnt"
+    checked nbd-client connect attach /dev/nbd0 "$rw_socket"
+    checked nbd-client size check_size /dev/nbd0 "$rw_socket"
+    checked nbd-client mkfs run mkfs.ext4 -q -F /dev/nbd0
+    checked nbd-client mount run mount -t ext4 /dev/nbd0 "$mnt"
+    checked nbd-client write-tree check_write_tree
+    checked nbd-client umount run umount "$mnt"
     drop_caches /dev/nbd0 || true
-    check nbd-client fsck run e2fsck -fn /dev/nbd0
-    check nbd-client remount run mount -t ext4 /dev/nbd0 "$mnt"
-    check nbd-client verify-tree check_verify_tree
-    check nbd-client disconnect-idle check_disconnect_idle /dev/nbd0 "$rw_socket"
+    checked nbd-client fsck run e2fsck -fn /dev/nbd0
+    checked nbd-client remount run mount -t ext4 /dev/nbd0 "$mnt"
+    checked nbd-client verify-tree check_verify_tree
+    checked nbd-client disconnect-idle check_disconnect_idle /dev/nbd0 "$rw_socket"
     tidy /dev/nbd0
 
-    check nbd-client disconnect-busy check_disconnect_busy
+    checked nbd-client disconnect-busy check_disconnect_busy
     tidy /dev/nbd0
-    check nbd-client server-survives check_server_survives
+    checked nbd-client server-survives check_server_survives
     tidy /dev/nbd0
 fi
 
 start_server "$ro_socket" "${ro_words[@]}" || result fail nbd-client ro-server-start "the read-only server did not start; see log"
-check nbd-client ro-connect attach /dev/nbd1 "$ro_socket"
-((read_only == 0)) || check nbd-client size check_size /dev/nbd1 "$ro_socket"
-check nbd-client ro-write-refused check_read_only /dev/nbd1
-check nbd-client ro-disconnect check_disconnect_idle /dev/nbd1 "$ro_socket"
+checked nbd-client ro-connect attach /dev/nbd1 "$ro_socket"
+((read_only == 0)) || checked nbd-client size check_size /dev/nbd1 "$ro_socket"
+checked nbd-client ro-write-refused check_read_only /dev/nbd1
+checked nbd-client ro-disconnect check_disconnect_idle /dev/nbd1 "$ro_socket"
+[[ -s $work/diagnostics ]] && cat "$work/diagnostics" >&2
 finish

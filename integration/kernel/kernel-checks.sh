@@ -145,8 +145,8 @@ md5_of() {
 # diagnose TITLE: note what the guest can tell about a check in trouble: the requests
 # the kernel has in flight, the bytes waiting in both ends of every connection (Recv-Q
 # of a server's end: requests the server has not read; of the kernel's end: replies
-# the kernel has not read), the servers' last words and the kernel's.  Printed at the end of the run, where the
-# harness's log shows it.
+# the kernel has not read), the servers' last words and the kernel's.  Printed at the
+# end of the run, where the harness's log shows it.
 diagnose() {
     local dev socket
     echo "--- $1"

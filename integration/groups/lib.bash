@@ -96,7 +96,8 @@ check() {
 }
 
 # relay: copy RESULT lines that a helper program prints (stdin) to the harness,
-# counting them; anything else goes to the log.
+# counting them; anything else goes to the log, except the "=== STATUS" lines of a
+# helper that uses result itself (the guest's checks): result here logs them again.
 relay() {
 	local line status client name note
 	while IFS= read -r line; do
@@ -104,6 +105,8 @@ relay() {
 			status=${BASH_REMATCH[1]} client=${BASH_REMATCH[2]} name=${BASH_REMATCH[3]}
 			note=${BASH_REMATCH[5]}
 			result "$status" "$client" "$name" "$note"
+		elif [[ $line =~ ^===\ (pass|fail|skip)\  ]]; then
+			continue
 		else
 			printf '%s\n' "$line" >&2
 		fi

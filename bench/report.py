@@ -51,6 +51,12 @@ def client_cores(r):
     return float(r["client_cpu_s"]) / wall if wall > 0 else None
 
 
+def client_per_op(r):
+    """The client's CPU time per request: with the client at one core, the
+    part of the request rate that the server cannot change."""
+    return float(r["client_cpu_s"]) / float(r["ops"]) if r["ops"] != "-" else None
+
+
 def stats(values):
     """(median, min, max) of the values that exist, or None."""
     values = [v for v in values if v is not None]
@@ -71,6 +77,7 @@ def cell(t, w, s):
         "cpu_gib": stats([cpu_per_gib(r) for r in rs]),
         "rss": max(int(r["rss_kib"]) for r in rs),
         "client": stats([client_cores(r) for r in rs]),
+        "client_op": stats([client_per_op(r) for r in rs]),
         "n": len(rs),
     }
 
@@ -106,7 +113,8 @@ md += ["", "Medians over the rounds, with min–max.  **× best peer**: the medi
        "RSS is the largest VmHWM seen.  Client cores: the client's CPU time "
        "(all its processes, start-up included) over its wall-clock time; near "
        "1.0 a single-threaded client (fio with one job, qemu-img) is the "
-       "bound, whatever the server.  nbdkit null does no storage work: a "
+       "bound, whatever the server; its CPU per request then says how much "
+       "of that bound the server still moves.  nbdkit null does no storage work: a "
        "floor on protocol cost, not a peer.", ""]
 
 plot_servers = servers
@@ -142,19 +150,20 @@ for t in transports:
         details += [f"### {w} ({name})", "",
                     f"| server | {label} | min–max | × best peer | of limit "
                     "| CPU µs/req | CPU s/GiB | CPU × best peer | peak RSS MiB "
-                    "| client cores | rounds |",
-                    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                    "| client cores | client CPU µs/req | rounds |",
+                    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for s in present:
             c = cells[s]
             med = c["speed"][0]
             of_limit = f"{100 * med / limit['speed'][0]:.0f}%" if limit and s != "limit" else "–"
             cpu_op = f"{c['cpu_op'][0] * 1e6:.2f}" if c["cpu_op"] else "–"
             client = f"{c['client'][0]:.2f}" if c["client"] else "–"
+            client_op = f"{c['client_op'][0] * 1e6:.2f}" if c["client_op"] else "–"
             details.append(
                 f"| {s} | {fmt_speed(med, unit).rstrip('k')} | {fmt_range(c['speed'], unit)} "
                 f"| {ratio(med, best_speed[s])} | {of_limit} | {cpu_op} "
                 f"| {c['cpu_gib'][0]:.3f} | {ratio(c['cpu_gib'][0], best_cpu[s])} "
-                f"| {c['rss'] / 1024:.0f} | {client} | {c['n']} |")
+                f"| {c['rss'] / 1024:.0f} | {client} | {client_op} | {c['n']} |")
         details.append("")
 
         def plot_row(key, best):

@@ -3,8 +3,8 @@
 # example as it lands, say), give it a line in server_info and a branch in
 # server_command; nothing else changes.
 #
-# Inputs (set by bench/run): WORK (tmpfs directory), DISK (the tmpfs file the
-# file servers export), SIZE (bytes), RAMDISK, QEMU_LIKE, ECHO (binaries;
+# Inputs (set by bench/run): WORK (tmpfs directory), DISK (the tmpfs file a
+# file server exports: each has its own copy of the same data), SIZE (bytes), RAMDISK, QEMU_LIKE, ECHO (binaries;
 # the limit row's echo is built from bench/echo.c with cc).
 
 # Default order; "limit" is the echo program of the limit row.

@@ -4,36 +4,49 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Request batching (batch.c): whether a connection should wait a little
- * before it reads again, so that its next wake-up finds several requests. */
+/* What a connection does after a run that read requests and answered them
+ * all (batch.c): read again on the next readiness event, hold (wait a little
+ * before it reads again, so that its next wake-up finds several requests),
+ * or poll (keep reading for a while, so that a client with one request at a
+ * time finds the server awake). */
+typedef enum { BATCH_READ, BATCH_HOLD, BATCH_POLL } batch_mode;
+
 typedef struct {
         unsigned trial;                 /* epoch of the trial, or BATCH_SETTLED */
-        bool on;                        /* wait after runs that read requests */
+        batch_mode mode;                /* after runs that read requests */
+        batch_mode tried;               /* the trial's alternative to BATCH_READ */
+        bool may_hold, may_poll;
         uint64_t epoch_start;           /* CLOCK_MONOTONIC usec */
         uint64_t epoch_cpu;             /* the loop thread's CPU usec at epoch_start */
         uint64_t epoch_requests;
         bool pipelined;                 /* one run of this epoch read 2 or more */
-        uint64_t requests[2], usec[2], cpu[2]; /* trial totals, [0] without waiting, [1] with */
+        uint64_t requests[2], usec[2], cpu[2]; /* trial totals, [0] reading at once, [1] as tried */
         unsigned settle_left, settle_len; /* epochs until the next trial */
 } batch_state;
 
-/* A trial is 4 epochs of 50 ms, alternately without and with waiting (the
- * machine's noise averages out over two of each). Its decision is kept 40
- * epochs (2 s), and up to 160 (8 s) while waiting keeps losing. */
+/* A trial is 4 epochs of 50 ms, alternately reading at once and holding or
+ * polling (the machine's noise averages out over two of each). Its decision
+ * is kept 40 epochs (2 s), and up to 160 (8 s) while the alternative keeps
+ * losing. The alternative is holding for a client that pipelines (a run read
+ * two or more requests in the trial's first epoch), polling for one that
+ * does not. */
 #define BATCH_EPOCH_USEC 50000u
 #define BATCH_TRIAL_EPOCHS 4u
 #define BATCH_SETTLED UINT32_MAX
 #define BATCH_SETTLE_MIN 40u
 #define BATCH_SETTLE_MAX 160u
 #define BATCH_WARM_UP 2u
-/* A first trial epoch with fewer requests is too idle for batching to matter. */
+/* A first trial epoch with fewer requests is too idle for either to matter. */
 #define BATCH_MIN_REQUESTS 64u
 
 /* The CPU time, in usec, of the thread that runs the connection; read once
  * per epoch. */
 typedef uint64_t (*batch_cpu_clock)(void);
 
-void batch_init(batch_state *b, uint64_t now);
+/* MAY_HOLD, MAY_POLL: whether the connection can do either (the server's
+ * settings). */
+void batch_init(batch_state *b, uint64_t now, bool may_hold, bool may_poll);
 /* Account for a run of the connection that read PARSED requests at NOW;
- * true if the connection should now wait before it reads again. */
-bool batch_after_run(batch_state *b, uint64_t now, uint32_t parsed, batch_cpu_clock cpu_clock);
+ * returns what the connection should do now (BATCH_READ after a run that
+ * read nothing). */
+batch_mode batch_after_run(batch_state *b, uint64_t now, uint32_t parsed, batch_cpu_clock cpu_clock);

@@ -105,6 +105,13 @@ int conn_skip(nbdsdk_conn *conn) {
         return 1;
 }
 
+int conn_poll_input(nbdsdk_conn *conn) {
+        if (conn->eof)
+                return -EPIPE;
+        conn->input_drained = false;
+        return conn_fill(conn);
+}
+
 void conn_input_hint(nbdsdk_conn *conn) {
         if (!conn->transport->ops->want)
                 return;

@@ -156,6 +156,9 @@ void conn_touch(nbdsdk_conn *conn);
 int conn_need(nbdsdk_conn *conn, size_t n);
 int conn_fill_into(nbdsdk_conn *conn, void *dst, size_t len, size_t *have);
 int conn_skip(nbdsdk_conn *conn);
+/* Polling: one more read after the input ran dry. Returns 1 something came,
+ * 0 nothing yet, -errno (-EPIPE at the end of the stream). */
+int conn_poll_input(nbdsdk_conn *conn);
 /* Tell the transport how many more bytes the current state needs before it
  * can progress (the rest of a payload being read or skipped; else 1). */
 void conn_input_hint(nbdsdk_conn *conn);

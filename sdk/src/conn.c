@@ -167,7 +167,7 @@ void conn_enter_transmission(nbdsdk_conn *conn) {
                 if (conn->chain.n[i])
                         conn->zero_copy = false;
         conn->deadline = deadline_after(conn->server->idle_timeout_sec);
-        batch_init(&conn->batch, now_usec());
+        batch_init(&conn->batch, now_usec(), conn->server->batch_wait_usec != 0, conn->server->poll_usec != 0);
         free(conn->opt_data);
         conn->opt_data = NULL;
         conn_set_state(conn, CONN_REQ_HEADER);
@@ -224,16 +224,34 @@ static bool conn_flush(nbdsdk_conn *conn) {
         return outq_is_empty(&conn->out) || conn->in_flight != before;
 }
 
-/* Batching (batch.c): wait before reading again, on sd-event loops (a
- * timer ends the wait) and only with every reply sent. */
-static void conn_consider_hold(nbdsdk_conn *conn) {
-        uint32_t wait = conn->server->batch_wait_usec;
-        if (!wait || !conn->hold_source || conn_states[conn->state].phase != PHASE_TRANSMISSION)
-                return;
+/* Polling: read again and again until DEADLINE; true if input (or the end
+ * of it) arrived. */
+static bool conn_poll(nbdsdk_conn *conn, uint64_t deadline) {
+        do
+                if (conn_poll_input(conn) != 0)
+                        return true;
+        while (now_usec() < deadline);
+        return false;
+}
+
+/* After a run (batch.c), on sd-event loops (a timer ends a hold) and only
+ * with every reply sent: hold, or poll while this is the server's only
+ * connection (a poll keeps the others waiting). True if polling found input
+ * and the run goes on. */
+static bool conn_after_run(nbdsdk_conn *conn) {
+        const nbdsdk_server *s = conn->server;
+        if ((!s->batch_wait_usec && !s->poll_usec) || !conn->hold_source ||
+            conn_states[conn->state].phase != PHASE_TRANSMISSION)
+                return false;
         uint64_t now = now_usec();
-        if (batch_after_run(&conn->batch, now, conn->run_requests, thread_cpu_usec) && conn->state == CONN_REQ_HEADER &&
-            outq_is_empty(&conn->out))
-                conn->hold_until = now + wait;
+        batch_mode mode = batch_after_run(&conn->batch, now, conn->run_requests, thread_cpu_usec);
+        conn->run_requests = 0;
+        if (conn->state != CONN_REQ_HEADER || !outq_is_empty(&conn->out))
+                return false;
+        if (mode == BATCH_HOLD && s->batch_wait_usec)
+                conn->hold_until = now + s->batch_wait_usec;
+        return mode == BATCH_POLL && s->poll_usec && conn->in_flight == 0 && s->n_conns == 1 &&
+               conn_poll(conn, now + s->poll_usec);
 }
 
 void conn_run(nbdsdk_conn *conn) {
@@ -249,11 +267,10 @@ void conn_run(nbdsdk_conn *conn) {
                         break;
                 if (conn_states[conn->state].enter(conn) == STEP_AGAIN)
                         continue;
-                if (!conn_flush(conn))
+                if (!conn_flush(conn) && !conn_after_run(conn))
                         break;
         }
         conn->in_run = false;
-        conn_consider_hold(conn);
         if (conn->state != CONN_CLOSED)
                 conn_input_hint(conn);
         conn_update_event_sources(conn);

@@ -59,6 +59,7 @@ struct nbdsdk_server {
         bool inline_first;         /* requests start on the loop thread */
         uint32_t sparse_read_min;  /* 0 = no sparse reads */
         uint32_t batch_wait_usec;  /* 0 = no batching */
+        uint32_t poll_usec;        /* 0 = no polling */
         bool running;            /* settings are frozen */
 
         option_registry options;

@@ -38,6 +38,7 @@ int nbdsdk_server_new(const struct nbdsdk_ops *ops, size_t ops_size, void *userd
         s->handshake_timeout_sec = 10;
         s->sparse_read_min = 65536;
         s->batch_wait_usec = 20;
+        s->poll_usec = 50;
         s->priority = 0;
         s->completions.efd = -1;
         nbdsdk_export *exp;
@@ -195,6 +196,14 @@ int nbdsdk_server_set_batch_wait(nbdsdk_server *s, uint32_t usec) {
         if (usec > 1000)
                 return -EINVAL;
         s->batch_wait_usec = usec;
+        return 0;
+}
+
+int nbdsdk_server_set_poll(nbdsdk_server *s, uint32_t usec) {
+        CHECK_SETTABLE(s);
+        if (usec > 1000)
+                return -EINVAL;
+        s->poll_usec = usec;
         return 0;
 }
 

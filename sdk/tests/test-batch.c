@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Request batching: the decision (batch.c) against simulated clients whose
- * request rate depends on whether the server waits, and the wait itself on
- * a real sd-event loop: reading stops, and the hold timer resumes it. */
+/* Batching and polling: the decision (batch.c) against simulated clients
+ * whose request rate depends on whether the server holds or polls, and both
+ * on a real sd-event loop: a hold stops reading until its timer resumes it;
+ * a poll reads a request that arrives after the reply, in the same run. */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <sys/socket.h>
@@ -16,12 +18,13 @@
 #include "testdisk.h"
 
 /* A simulated client: each run of the connection reads N requests and the
- * next run comes GAP microseconds later; both depend on whether the previous
- * run asked to wait. A run costs the server CPU_RUN microseconds of CPU (the
+ * next run comes GAP microseconds later; both depend on what the previous
+ * run asked for (indexed by batch_mode; a mode left out behaves as
+ * BATCH_READ). A run costs the server CPU_RUN microseconds of CPU (the
  * wake-up and system calls) plus CPU_REQUEST per request. */
 typedef struct {
-        uint32_t n_plain, n_waiting;
-        uint64_t gap_plain, gap_waiting;
+        uint32_t n[3];
+        uint64_t gap[3];
         uint64_t cpu_run, cpu_request;
 } sim_client;
 
@@ -29,44 +32,53 @@ static uint64_t sim_cpu;
 static uint64_t sim_cpu_clock(void) { return sim_cpu; }
 
 typedef struct {
-        unsigned runs, waits;
-        unsigned switches_on; /* runs that waited right after one that did not */
+        unsigned runs, waits, polls;
+        unsigned switches_on; /* runs that held or polled right after one that did not */
 } sim_result;
 
 /* Simulate SECONDS of runs; count only those after the first SKIP seconds. */
-static sim_result simulate(const sim_client *c, unsigned seconds, unsigned skip) {
+static sim_result simulate_with(const sim_client *c, unsigned seconds, unsigned skip, bool may_hold, bool may_poll) {
         batch_state b;
         uint64_t now = 1000000;
-        batch_init(&b, now);
+        batch_init(&b, now, may_hold, may_poll);
         sim_result res = { 0 };
-        bool waiting = false;
+        batch_mode mode = BATCH_READ;
         uint64_t end = now + seconds * 1000000ull, counted_from = now + skip * 1000000ull;
         while (now < end) {
-                bool was = waiting;
-                uint32_t n = waiting ? c->n_waiting : c->n_plain;
+                batch_mode was = mode;
+                uint32_t n = c->gap[mode] ? c->n[mode] : c->n[BATCH_READ];
                 sim_cpu += c->cpu_run + n * c->cpu_request;
-                waiting = batch_after_run(&b, now, n, sim_cpu_clock);
+                mode = batch_after_run(&b, now, n, sim_cpu_clock);
                 if (now >= counted_from) {
                         res.runs++;
-                        res.waits += waiting;
-                        res.switches_on += waiting && !was;
+                        res.waits += mode == BATCH_HOLD;
+                        res.polls += mode == BATCH_POLL;
+                        res.switches_on += mode != BATCH_READ && was == BATCH_READ;
                 }
-                now += waiting ? c->gap_waiting : c->gap_plain;
+                now += c->gap[mode] ? c->gap[mode] : c->gap[BATCH_READ];
         }
         return res;
 }
 
+static sim_result simulate(const sim_client *c, unsigned seconds, unsigned skip) {
+        return simulate_with(c, seconds, skip, true, true);
+}
+
 static void waiting_is_kept_while_it_serves_more(void) {
         /* 2 requests every 40 us (50 k/s), or 8 every 100 us (80 k/s). */
-        sim_client c = { .n_plain = 2, .n_waiting = 8, .gap_plain = 40, .gap_waiting = 100 };
+        sim_client c = { .n = { [BATCH_READ] = 2, [BATCH_HOLD] = 8 }, .gap = { [BATCH_READ] = 40, [BATCH_HOLD] = 100 } };
         sim_result r = simulate(&c, 20, 1);
         CHECK(r.waits * 100 > r.runs * 80, "the connection waits after most runs (%u of %u)", r.waits, r.runs);
         CHECK(r.switches_on >= 5, "and keeps measuring: %u trials in 19 s", r.switches_on);
+        CHECK(r.polls == 0, "a pipelining client is never polled for (%u runs)", r.polls);
+        r = simulate_with(&c, 20, 1, false, true);
+        CHECK(r.waits == 0 && r.polls == 0, "with holding off it neither waits nor polls (%u, %u runs)", r.waits,
+              r.polls);
 }
 
 static void waiting_is_dropped_when_it_serves_less(void) {
         /* A client that sent all it can: waiting only delays it (50 k/s to 20 k/s). */
-        sim_client c = { .n_plain = 2, .n_waiting = 2, .gap_plain = 40, .gap_waiting = 100 };
+        sim_client c = { .n = { 2, 2 }, .gap = { [BATCH_READ] = 40, [BATCH_HOLD] = 100 } };
         sim_result r = simulate(&c, 60, 30);
         CHECK(r.waits * 100 < r.runs, "the connection rarely waits (%u of %u runs)", r.waits, r.runs);
         /* Each trial has two epochs of waiting: at most 4 trials in 30 s. */
@@ -77,7 +89,8 @@ static void waiting_is_dropped_when_it_serves_less(void) {
 static void a_tie_goes_to_not_waiting(void) {
         /* 50 k/s, or 53 k/s waiting, at the same CPU per request: within the
          * noise of one epoch, and waiting adds latency. */
-        sim_client c = { .n_plain = 2, .n_waiting = 4, .gap_plain = 40, .gap_waiting = 75, .cpu_request = 5 };
+        sim_client c = { .n = { [BATCH_READ] = 2, [BATCH_HOLD] = 4 }, .gap = { [BATCH_READ] = 40, [BATCH_HOLD] = 75 },
+                         .cpu_request = 5 };
         sim_result r = simulate(&c, 30, 10);
         CHECK(r.waits * 100 < r.runs * 2, "no waiting without a clear gain (%u of %u runs)", r.waits, r.runs);
         /* Nor for a tenth less CPU per request (4.5 us to 4.25 us). */
@@ -90,34 +103,60 @@ static void waiting_is_kept_when_it_costs_clearly_less_cpu(void) {
         /* A client that sets the pace itself: 50 k/s either way (50.6 k/s
          * waiting), but a run costs 10 us of CPU: 7 us per request two at a
          * time, 4.5 us four at a time. */
-        sim_client c = { .n_plain = 2, .n_waiting = 4, .gap_plain = 40, .gap_waiting = 79,
+        sim_client c = { .n = { [BATCH_READ] = 2, [BATCH_HOLD] = 4 }, .gap = { [BATCH_READ] = 40, [BATCH_HOLD] = 79 },
                          .cpu_run = 10, .cpu_request = 2 };
         sim_result r = simulate(&c, 20, 1);
         CHECK(r.waits * 100 > r.runs * 80, "the connection waits after most runs (%u of %u)", r.waits, r.runs);
         /* But not if the client is any slower for it (47.6 k/s). */
-        c.gap_waiting = 84;
+        c.gap[BATCH_HOLD] = 84;
         r = simulate(&c, 30, 10);
         CHECK(r.waits * 100 < r.runs * 2, "a CPU saving does not excuse a slower client (%u of %u runs)",
               r.waits, r.runs);
 }
 
 static void one_request_at_a_time_is_never_held(void) {
-        /* Queue depth 1: a trial is not even started. */
-        sim_client c = { .n_plain = 1, .n_waiting = 1, .gap_plain = 40, .gap_waiting = 40 };
+        /* Queue depth 1, no gain from polling: neither is kept. */
+        sim_client c = { .n = { 1, 1, 1 }, .gap = { 40, 40, 40 } };
         sim_result r = simulate(&c, 20, 0);
         CHECK(r.waits == 0, "never waits (%u runs waited)", r.waits);
+        CHECK(r.polls * 100 < r.runs * 2, "and rarely polls (%u of %u runs)", r.polls, r.runs);
         /* Nor a connection too idle to matter, even with requests in pairs. */
-        sim_client idle = { .n_plain = 2, .n_waiting = 16, .gap_plain = 2000, .gap_waiting = 2000 };
+        sim_client idle = { .n = { 2, 16, 2 }, .gap = { 2000, 2000, 2000 } };
         r = simulate(&idle, 20, 0);
-        CHECK(r.waits == 0, "an idle connection never waits (%u runs waited)", r.waits);
+        CHECK(r.waits == 0 && r.polls == 0, "an idle connection never waits or polls (%u, %u runs)", r.waits, r.polls);
+}
+
+static void polling_is_kept_while_it_serves_clearly_more(void) {
+        /* Queue depth 1: a request every 40 us (25 k/s), or every 25 us
+         * (40 k/s) when the server stays awake, at more CPU per request. */
+        sim_client c = { .n = { 1, 1, 1 }, .gap = { [BATCH_READ] = 40, [BATCH_POLL] = 25 }, .cpu_request = 10 };
+        sim_result r = simulate(&c, 20, 1);
+        CHECK(r.polls * 100 > r.runs * 80, "the connection polls after most runs (%u of %u)", r.polls, r.runs);
+        CHECK(r.waits == 0, "and never holds (%u runs)", r.waits);
+        CHECK(r.switches_on >= 5, "and keeps measuring: %u trials in 19 s", r.switches_on);
+        r = simulate_with(&c, 20, 1, true, false);
+        CHECK(r.polls == 0 && r.waits == 0, "with polling off it never polls (%u runs) nor holds (%u)", r.polls,
+              r.waits);
+}
+
+static void polling_is_dropped_without_a_clear_gain(void) {
+        /* 25 k/s, or 27.8 k/s polling: 11 % is not worth a core. */
+        sim_client c = { .n = { 1, 1, 1 }, .gap = { [BATCH_READ] = 40, [BATCH_POLL] = 36 } };
+        sim_result r = simulate(&c, 60, 30);
+        CHECK(r.polls * 100 < r.runs * 2, "the connection rarely polls (%u of %u runs)", r.polls, r.runs);
+        CHECK(r.switches_on <= 8 && r.switches_on >= 4, "trials back off but go on (%u polling epochs in 30 s)",
+              r.switches_on);
 }
 
 static void runs_without_requests_never_wait(void) {
         batch_state b;
-        batch_init(&b, 0);
-        b = (batch_state) { .trial = BATCH_SETTLED, .on = true, .settle_left = 100, .settle_len = 100 };
-        CHECK(!batch_after_run(&b, 10, 0, sim_cpu_clock), "a run that read nothing (a reply went out) does not wait");
-        CHECK(batch_after_run(&b, 20, 1, sim_cpu_clock), "a run that read a request does");
+        batch_init(&b, 0, true, true);
+        for (batch_mode m = BATCH_HOLD; m <= BATCH_POLL; m++) {
+                b = (batch_state) { .trial = BATCH_SETTLED, .mode = m, .settle_left = 100, .settle_len = 100 };
+                CHECK(batch_after_run(&b, 10, 0, sim_cpu_clock) == BATCH_READ,
+                      "a run that read nothing (a reply went out) neither waits nor polls");
+                CHECK(batch_after_run(&b, 20, 1, sim_cpu_clock) == m, "a run that read a request does");
+        }
 }
 
 /* A real loop: a connection that batches stops reading after its run, and its
@@ -141,26 +180,63 @@ static void read_reply(int fd, uint64_t want_cookie, sd_event *e) {
         CHECK(data[0] == 0x33 && data[511] == 0x33, "with the disk's bytes");
 }
 
-static void run_hold_test(uint32_t wait_usec) {
-        testdisk *td = td_new(1 << 20);
-        memset(td->data, 0x33, 1 << 20);
-        nbdsdk_server *s = td_server(td);
-        CHECK(nbdsdk_server_set_batch_wait(s, 1001) == -EINVAL, "more than 1 ms is refused");
-        CHECK(nbdsdk_server_set_batch_wait(s, wait_usec) == 0, "batch wait %u", wait_usec);
-        CHECK(nbdsdk_server_set_connection_callbacks(s, remember, NULL, NULL) == 0, "callbacks");
+/* A server on a real sd-event loop, its connections served from socketpairs. */
+typedef struct {
+        testdisk *td;
+        nbdsdk_server *s;
         sd_event *e;
-        CHECK(sd_event_new(&e) == 0 && nbdsdk_server_attach_event(s, e, 0) == 0, "attach");
-        CHECK(nbdsdk_server_set_batch_wait(s, 20) == -EBUSY, "frozen once running");
+} loop;
+
+/* Settings go between loop_new and loop_attach. */
+static loop loop_new(void) {
+        loop l = { .td = td_new(1 << 20) };
+        memset(l.td->data, 0x33, 1 << 20);
+        l.s = td_server(l.td);
+        CHECK(nbdsdk_server_set_connection_callbacks(l.s, remember, NULL, NULL) == 0, "callbacks");
+        return l;
+}
+
+static void loop_attach(loop *l) {
+        CHECK(sd_event_new(&l->e) == 0 && nbdsdk_server_attach_event(l->s, l->e, 0) == 0, "attach");
+}
+
+/* A connection in transmission (it is opened_conn); returns the client's end. */
+static int loop_connect(loop *l) {
         int sv[2];
         CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
-        int client = sv[1];
-        CHECK(nbdsdk_server_serve_fd(s, sv[0], NBDSDK_SERVE_NO_HANDSHAKE, NULL) == 0, "serve");
+        CHECK(nbdsdk_server_serve_fd(l->s, sv[0], NBDSDK_SERVE_NO_HANDSHAKE, NULL) == 0, "serve");
         CHECK(opened_conn, "the connection was opened");
+        return sv[1];
+}
+
+/* Disconnects the N_CLIENTS clients and frees everything. */
+static void loop_end(loop *l, const int *clients, int n_clients) {
+        for (int i = 0; i < n_clients; i++)
+                sc_request(clients[i], NBDSDK_CMD_DISC, 0, 0, 0);
+        for (int i = 0; i < 100 && nbdsdk_server_get_n_connections(l->s) > 0; i++)
+                CHECK(sd_event_run(l->e, 10 * 1000) >= 0, "sd_event_run");
+        CHECK(nbdsdk_server_get_n_connections(l->s) == 0, "closed after DISC");
+        for (int i = 0; i < n_clients; i++)
+                close(clients[i]);
+        nbdsdk_server_detach_event(l->s);
+        nbdsdk_server_unref(l->s);
+        sd_event_unref(l->e);
+        td_free(l->td);
+        opened_conn = NULL;
+}
+
+static void run_hold_test(uint32_t wait_usec) {
+        loop l = loop_new();
+        CHECK(nbdsdk_server_set_batch_wait(l.s, 1001) == -EINVAL, "more than 1 ms is refused");
+        CHECK(nbdsdk_server_set_batch_wait(l.s, wait_usec) == 0, "batch wait %u", wait_usec);
+        loop_attach(&l);
+        CHECK(nbdsdk_server_set_batch_wait(l.s, 20) == -EBUSY, "frozen once running");
+        int client = loop_connect(&l);
         /* As if a trial had shown that waiting serves this client better. */
-        opened_conn->batch = (batch_state) { .trial = BATCH_SETTLED, .on = true, .settle_left = 1000,
+        opened_conn->batch = (batch_state) { .trial = BATCH_SETTLED, .mode = BATCH_HOLD, .settle_left = 1000,
                                              .settle_len = 1000 };
         sc_request(client, NBDSDK_CMD_READ, 1, 0, 512);
-        read_reply(client, 1, e);
+        read_reply(client, 1, l.e);
         uint32_t events = nbdsdk_conn_get_events(opened_conn);
         uint64_t timeout = UINT64_MAX;
         CHECK(nbdsdk_conn_get_timeout(opened_conn, &timeout) == 0, "timeout");
@@ -173,17 +249,73 @@ static void run_hold_test(uint32_t wait_usec) {
         }
         /* The second request is read when the wait ends, by the timer. */
         sc_request(client, NBDSDK_CMD_READ, 2, 4096, 512);
-        read_reply(client, 2, e);
-        sc_request(client, NBDSDK_CMD_DISC, 3, 0, 0);
-        for (int i = 0; i < 100 && nbdsdk_server_get_n_connections(s) > 0; i++)
-                CHECK(sd_event_run(e, 10 * 1000) >= 0, "sd_event_run");
-        CHECK(nbdsdk_server_get_n_connections(s) == 0, "closed after DISC");
-        close(client);
-        nbdsdk_server_detach_event(s);
-        nbdsdk_server_unref(s);
-        sd_event_unref(e);
-        td_free(td);
-        opened_conn = NULL;
+        read_reply(client, 2, l.e);
+        loop_end(&l, &client, 1);
+}
+
+/* Request COOKIE, sent by a helper thread as soon as the reply before it has
+ * arrived (it peeks at the reply header, leaving it to the test). */
+typedef struct {
+        int fd;
+        uint64_t cookie;
+} next_request;
+
+static void *send_after_reply(void *arg) {
+        next_request *next = arg;
+        uint8_t header[16];
+        if (recv(next->fd, header, sizeof header, MSG_PEEK | MSG_WAITALL) == (ssize_t) sizeof header)
+                sc_request(next->fd, NBDSDK_CMD_READ, next->cookie, 8192, 512);
+        return NULL;
+}
+
+/* ATTEMPTS times: a request, and a next one sent when its reply is in, with
+ * one dispatch of the loop. Returns how many times that one dispatch also
+ * answered the next request: it can only have by polling. EXTRA_CONN opens a
+ * second, idle connection first. */
+static unsigned answered_by_polling(uint32_t poll_usec, bool extra_conn, unsigned attempts) {
+        loop l = loop_new();
+        CHECK(nbdsdk_server_set_poll(l.s, 1001) == -EINVAL, "more than 1 ms is refused");
+        CHECK(nbdsdk_server_set_poll(l.s, poll_usec) == 0, "poll %u", poll_usec);
+        loop_attach(&l);
+        CHECK(nbdsdk_server_set_poll(l.s, 20) == -EBUSY, "frozen once running");
+        int clients[2], n_clients = 0;
+        if (extra_conn)
+                clients[n_clients++] = loop_connect(&l);
+        int client = clients[n_clients++] = loop_connect(&l);
+        /* As if a trial had shown that polling serves this client better. */
+        opened_conn->batch = (batch_state) { .trial = BATCH_SETTLED, .mode = BATCH_POLL, .settle_left = 100000,
+                                             .settle_len = 100000 };
+        unsigned polled = 0;
+        for (unsigned i = 0; i < attempts; i++) {
+                uint64_t first = 2 * i + 1;
+                next_request next = { client, first + 1 };
+                pthread_t t;
+                CHECK(pthread_create(&t, NULL, send_after_reply, &next) == 0, "thread");
+                sc_request(client, NBDSDK_CMD_READ, first, 0, 512);
+                CHECK(sd_event_run(l.e, 5 * 1000 * 1000) > 0, "one dispatch");
+                CHECK(pthread_join(t, NULL) == 0, "join");
+                struct pollfd p = { .fd = client, .events = POLLIN };
+                CHECK(poll(&p, 1, 0) == 1, "that dispatch answered request %llu", (unsigned long long) first);
+                read_reply(client, first, l.e);
+                polled += poll(&p, 1, 0) == 1;
+                read_reply(client, first + 1, l.e);
+        }
+        loop_end(&l, clients, n_clients);
+        return polled;
+}
+
+static void a_polling_connection_reads_the_next_request_in_the_same_run(void) {
+        /* The helper thread has 1 ms to see the reply and send; on a loaded
+         * machine it may miss some attempts, not all 20. */
+        unsigned n = answered_by_polling(1000, false, 20);
+        CHECK(n >= 1, "a dispatch answered the request that came after its reply (%u of 20 times)", n);
+}
+
+static void polling_off_or_another_connection_never_polls(void) {
+        unsigned n = answered_by_polling(0, false, 5);
+        CHECK(n == 0, "polling off: the next request waits for the next dispatch (%u of 5 did not)", n);
+        n = answered_by_polling(1000, true, 5);
+        CHECK(n == 0, "with another connection open, no polling (%u of 5 polled)", n);
 }
 
 static void a_held_connection_reads_again_when_its_timer_fires(void) { run_hold_test(1000); }
@@ -191,6 +323,8 @@ static void batching_off_never_holds(void) { run_hold_test(0); }
 
 TCASE_MAIN(T(waiting_is_kept_while_it_serves_more), T(waiting_is_dropped_when_it_serves_less),
            T(a_tie_goes_to_not_waiting), T(waiting_is_kept_when_it_costs_clearly_less_cpu),
-           T(one_request_at_a_time_is_never_held),
+           T(one_request_at_a_time_is_never_held), T(polling_is_kept_while_it_serves_clearly_more),
+           T(polling_is_dropped_without_a_clear_gain),
            T(runs_without_requests_never_wait), T(a_held_connection_reads_again_when_its_timer_fires),
-           T(batching_off_never_holds))
+           T(batching_off_never_holds), T(a_polling_connection_reads_the_next_request_in_the_same_run),
+           T(polling_off_or_another_connection_never_polls))

@@ -78,6 +78,14 @@ int nbdsdk_server_set_sparse_reads(nbdsdk_server *server, uint32_t min_length);
  * second (or as many for clearly less CPU per request), and waits only
  * while it does. 0 turns this off; at most 1000; default 20. */
 int nbdsdk_server_set_batch_wait(nbdsdk_server *server, uint32_t usec);
+/* Polling on sd-event loops: a connection whose client sends one request
+ * at a time, and that is the server's only connection, may keep reading for
+ * up to USEC microseconds after answering, so that the next request finds
+ * it awake instead of waking it. Each connection measures, in turn, whether
+ * polling serves its client at least 15 % more requests per second, and
+ * polls only while it does (polling spends the loop thread's CPU). 0 turns
+ * this off; at most 1000; default 50. */
+int nbdsdk_server_set_poll(nbdsdk_server *server, uint32_t usec);
 
 /* Listeners. HOST may be NULL (all addresses); PORT may be "0" (pick one; see
  * nbdsdk_server_get_port). Return 0 or -errno (-EADDRINUSE, -EACCES, ...). */

@@ -145,10 +145,12 @@ md5_of() {
 # diagnose TITLE: note what the guest can tell about a check in trouble: the requests
 # the kernel has in flight, the bytes waiting in both ends of every connection (Recv-Q
 # of a server's end: requests the server has not read; of the kernel's end: replies
-# the kernel has not read), the servers' last words and the kernel's.  Printed at the
-# end of the run, where the harness's log shows it.
+# the kernel has not read), where the kernel's threads that run NBD code wait (their
+# stacks: a receive worker not in a socket read is not reading replies), the servers'
+# last words and the kernel's.  Printed at the end of the run, where the harness's log
+# shows it.
 diagnose() {
-    local dev socket
+    local dev socket stack
     echo "--- $1"
     for dev in /dev/nbd0 /dev/nbd1; do
         attached "$dev" && echo "$dev requests in flight (reads writes): $(cat "/sys/block/${dev#/dev/}/inflight")"
@@ -159,6 +161,11 @@ diagnose() {
         { line[NR] = $0; peer[NR] = $8 }
         index($5, w) == 1 { server[$6] = 1; print }
         END { for (i in line) if (peer[i] in server) print line[i] }'
+    for stack in /proc/[0-9]*/stack; do
+        grep -q nbd "$stack" 2>/dev/null || continue
+        echo "kernel stack of ${stack%/stack} ($(cat "${stack%/stack}/comm" 2>/dev/null)):"
+        cat "$stack" 2>/dev/null
+    done
     for socket in "${!server_pid[@]}"; do
         echo "server on $socket, last lines of its output:"
         tail -n 8 "$socket.log"

@@ -150,7 +150,7 @@ md5_of() {
 # last words and the kernel's.  Printed at the end of the run, where the harness's log
 # shows it.
 diagnose() {
-    local dev socket stack
+    local dev socket stack trace comm
     echo "--- $1"
     for dev in /dev/nbd0 /dev/nbd1; do
         attached "$dev" && echo "$dev requests in flight (reads writes): $(cat "/sys/block/${dev#/dev/}/inflight")"
@@ -162,9 +162,10 @@ diagnose() {
         index($5, w) == 1 { server[$6] = 1; print }
         END { for (i in line) if (peer[i] in server) print line[i] }'
     for stack in /proc/[0-9]*/stack; do
-        grep -q nbd "$stack" 2>/dev/null || continue
-        echo "kernel stack of ${stack%/stack} ($(cat "${stack%/stack}/comm" 2>/dev/null)):"
-        cat "$stack" 2>/dev/null
+        trace=$(cat "$stack" 2>/dev/null) || continue
+        comm=$(cat "${stack%/stack}/comm" 2>/dev/null) || continue
+        # Each nbdN's idle rescuer thread says nothing about the hang.
+        [[ $trace$comm == *nbd* && $trace != *rescuer_thread* ]] && printf 'kernel stack of %s (%s):\n%s\n' "${stack%/stack}" "$comm" "$trace"
     done
     for socket in "${!server_pid[@]}"; do
         echo "server on $socket, last lines of its output:"

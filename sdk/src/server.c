@@ -37,7 +37,7 @@ int nbdsdk_server_new(const struct nbdsdk_ops *ops, size_t ops_size, void *userd
         s->max_option_payload = 65536;
         s->handshake_timeout_sec = 10;
         s->sparse_read_min = 65536;
-        s->batch_wait_usec = 20;
+        s->batch_wait_usec = 60;
         s->poll_usec = 50;
         s->priority = 0;
         s->completions.efd = -1;

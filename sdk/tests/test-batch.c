@@ -319,6 +319,29 @@ static void polling_off_or_another_connection_never_polls(void) {
 }
 
 static void a_held_connection_reads_again_when_its_timer_fires(void) { run_hold_test(1000); }
+
+/* Unless set, a held connection reads again 60 µs after its run. */
+static void the_default_wait_is_60_us(void) {
+        loop l = loop_new();
+        loop_attach(&l);
+        int client = loop_connect(&l);
+        opened_conn->batch = (batch_state) { .trial = BATCH_SETTLED, .mode = BATCH_HOLD, .settle_left = 1000,
+                                             .settle_len = 1000 };
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t before = ts.tv_sec * 1000000ull + ts.tv_nsec / 1000;
+        sc_request(client, NBDSDK_CMD_READ, 1, 0, 512);
+        read_reply(client, 1, l.e);
+        uint64_t until = 0;
+        CHECK(nbdsdk_conn_get_timeout(opened_conn, &until) == 0, "timeout");
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t after = ts.tv_sec * 1000000ull + ts.tv_nsec / 1000;
+        CHECK(until >= before + 60 && until <= after + 60, "held until 60 µs after the run (%lld µs after the request)",
+              (long long) (until - before));
+        sc_request(client, NBDSDK_CMD_READ, 2, 4096, 512);
+        read_reply(client, 2, l.e);
+        loop_end(&l, &client, 1);
+}
 static void batching_off_never_holds(void) { run_hold_test(0); }
 
 TCASE_MAIN(T(waiting_is_kept_while_it_serves_more), T(waiting_is_dropped_when_it_serves_less),
@@ -326,5 +349,6 @@ TCASE_MAIN(T(waiting_is_kept_while_it_serves_more), T(waiting_is_dropped_when_it
            T(one_request_at_a_time_is_never_held), T(polling_is_kept_while_it_serves_clearly_more),
            T(polling_is_dropped_without_a_clear_gain),
            T(runs_without_requests_never_wait), T(a_held_connection_reads_again_when_its_timer_fires),
+           T(the_default_wait_is_60_us),
            T(batching_off_never_holds), T(a_polling_connection_reads_the_next_request_in_the_same_run),
            T(polling_off_or_another_connection_never_polls))

@@ -225,24 +225,39 @@ static void loop_end(loop *l, const int *clients, int n_clients) {
         opened_conn = NULL;
 }
 
-static void run_hold_test(uint32_t wait_usec) {
+static uint64_t monotonic_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return ts.tv_sec * 1000000ull + ts.tv_nsec / 1000;
+}
+
+/* A connection held for WAIT_USEC, set with nbdsdk_server_set_batch_wait
+ * if SET (otherwise the default). */
+static void run_hold_test(bool set, uint32_t wait_usec) {
         loop l = loop_new();
-        CHECK(nbdsdk_server_set_batch_wait(l.s, 1001) == -EINVAL, "more than 1 ms is refused");
-        CHECK(nbdsdk_server_set_batch_wait(l.s, wait_usec) == 0, "batch wait %u", wait_usec);
+        if (set) {
+                CHECK(nbdsdk_server_set_batch_wait(l.s, 1001) == -EINVAL, "more than 1 ms is refused");
+                CHECK(nbdsdk_server_set_batch_wait(l.s, wait_usec) == 0, "batch wait %u", wait_usec);
+        }
         loop_attach(&l);
         CHECK(nbdsdk_server_set_batch_wait(l.s, 20) == -EBUSY, "frozen once running");
         int client = loop_connect(&l);
         /* As if a trial had shown that waiting serves this client better. */
         opened_conn->batch = (batch_state) { .trial = BATCH_SETTLED, .mode = BATCH_HOLD, .settle_left = 1000,
                                              .settle_len = 1000 };
+        uint64_t before = monotonic_usec();
         sc_request(client, NBDSDK_CMD_READ, 1, 0, 512);
         read_reply(client, 1, l.e);
         uint32_t events = nbdsdk_conn_get_events(opened_conn);
         uint64_t timeout = UINT64_MAX;
         CHECK(nbdsdk_conn_get_timeout(opened_conn, &timeout) == 0, "timeout");
+        uint64_t after = monotonic_usec();
         if (wait_usec) {
                 CHECK(!(events & 1), "after answering, the connection does not read (events %#x)", events);
                 CHECK(timeout != UINT64_MAX, "its timeout is when it reads again");
+                CHECK(timeout >= before + wait_usec && timeout <= after + wait_usec,
+                      "it reads again %u µs after its run (%lld µs after the request)", wait_usec,
+                      (long long) (timeout - before));
         } else {
                 CHECK(events & 1, "batching off: the connection reads at once (events %#x)", events);
                 CHECK(timeout == UINT64_MAX, "and has no timeout");
@@ -318,31 +333,10 @@ static void polling_off_or_another_connection_never_polls(void) {
         CHECK(n == 0, "with another connection open, no polling (%u of 5 polled)", n);
 }
 
-static void a_held_connection_reads_again_when_its_timer_fires(void) { run_hold_test(1000); }
+static void a_held_connection_reads_again_when_its_timer_fires(void) { run_hold_test(true, 1000); }
+static void the_default_wait_is_60_us(void) { run_hold_test(false, 60); }
 
-/* Unless set, a held connection reads again 60 µs after its run. */
-static void the_default_wait_is_60_us(void) {
-        loop l = loop_new();
-        loop_attach(&l);
-        int client = loop_connect(&l);
-        opened_conn->batch = (batch_state) { .trial = BATCH_SETTLED, .mode = BATCH_HOLD, .settle_left = 1000,
-                                             .settle_len = 1000 };
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        uint64_t before = ts.tv_sec * 1000000ull + ts.tv_nsec / 1000;
-        sc_request(client, NBDSDK_CMD_READ, 1, 0, 512);
-        read_reply(client, 1, l.e);
-        uint64_t until = 0;
-        CHECK(nbdsdk_conn_get_timeout(opened_conn, &until) == 0, "timeout");
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        uint64_t after = ts.tv_sec * 1000000ull + ts.tv_nsec / 1000;
-        CHECK(until >= before + 60 && until <= after + 60, "held until 60 µs after the run (%lld µs after the request)",
-              (long long) (until - before));
-        sc_request(client, NBDSDK_CMD_READ, 2, 4096, 512);
-        read_reply(client, 2, l.e);
-        loop_end(&l, &client, 1);
-}
-static void batching_off_never_holds(void) { run_hold_test(0); }
+static void batching_off_never_holds(void) { run_hold_test(true, 0); }
 
 TCASE_MAIN(T(waiting_is_kept_while_it_serves_more), T(waiting_is_dropped_when_it_serves_less),
            T(a_tie_goes_to_not_waiting), T(waiting_is_kept_when_it_costs_clearly_less_cpu),

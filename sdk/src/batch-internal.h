@@ -11,6 +11,11 @@
  * time finds the server awake). */
 typedef enum { BATCH_READ, BATCH_HOLD, BATCH_POLL } batch_mode;
 
+/* What a trial compares: reading at once with holding for the full wait or
+ * polling; reading at once with holding for the short wait (after the full
+ * wait lost); or the two waits (after the full wait won). */
+typedef enum { BATCH_TRIAL_ALTERNATIVE, BATCH_TRIAL_SHORT_HOLD, BATCH_TRIAL_WAITS } batch_trial;
+
 typedef struct {
         unsigned trial;                 /* epoch of the trial, or BATCH_SETTLED */
         batch_mode mode;                /* after runs that read requests */
@@ -20,8 +25,11 @@ typedef struct {
         uint64_t epoch_cpu;             /* the loop thread's CPU usec at epoch_start */
         uint64_t epoch_requests;
         bool pipelined;                 /* one run of this epoch read 2 or more */
-        uint64_t requests[2], usec[2], cpu[2]; /* trial totals, [0] reading at once, [1] as tried */
+        batch_trial kind;
+        uint64_t requests[2], usec[2], cpu[2]; /* trial totals, [0] reading at once (or the full
+                                                * wait), [1] as tried (or the short wait) */
         unsigned settle_left, settle_len; /* epochs until the next trial */
+        bool short_wait;                /* holds wait BATCH_SHORT_WAIT_DIV times less */
 } batch_state;
 
 /* A trial is 4 epochs of 50 ms, alternately reading at once and holding or
@@ -38,6 +46,14 @@ typedef struct {
 #define BATCH_WARM_UP 2u
 /* A first trial epoch with fewer requests is too idle for either to matter. */
 #define BATCH_MIN_REQUESTS 64u
+/* The short wait is a quarter of the full one. A trial of holding holds for
+ * the full wait; if that wins, a second trial holds alternately for the full
+ * and the short wait and keeps the short one only if it serves 10 % more
+ * requests per second for at most a quarter more CPU per request; if it loses, a second trial tries the short wait
+ * against reading at once. A long wait makes bigger batches for less CPU; a
+ * backend that spends longer on each request (a write to a file) can leave
+ * its client idle through it. */
+#define BATCH_SHORT_WAIT_DIV 4u
 
 /* The CPU time, in usec, of the thread that runs the connection; read once
  * per epoch. */
@@ -50,3 +66,6 @@ void batch_init(batch_state *b, uint64_t now, bool may_hold, bool may_poll);
  * returns what the connection should do now (BATCH_READ after a run that
  * read nothing). */
 batch_mode batch_after_run(batch_state *b, uint64_t now, uint32_t parsed, batch_cpu_clock cpu_clock);
+/* How long a hold lasts, in usec, for a connection whose server's wait is
+ * WAIT_USEC. */
+uint32_t batch_hold_usec(const batch_state *b, uint32_t wait_usec);

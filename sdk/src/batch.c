@@ -18,7 +18,10 @@
  *
  * So the connection measures: epochs reading at once and epochs holding
  * (a pipelining client) or polling (any other), alternating, and it keeps
- * whichever served its client better, until the next trial. */
+ * whichever served its client better, until the next trial. The length of
+ * a hold is measured the same way: where holding wins, a second trial holds
+ * alternately for the full and the short wait; where it loses, a second
+ * trial tries the short wait against reading at once. */
 #include "batch-internal.h"
 
 void batch_init(batch_state *b, uint64_t now, bool may_hold, bool may_poll) {
@@ -51,6 +54,15 @@ static bool alternative_won(const batch_state *b) {
                (rate_on >= rate_off && b->cpu[1] * b->requests[0] * 5 < b->cpu[0] * b->requests[1] * 4);
 }
 
+/* The short wait wins if it serves 10 % more requests per second for at most
+ * a quarter more CPU per request: smaller batches cost more per request, and
+ * where that is all they change (a backend as fast as its client) the full
+ * wait's savings are kept even if one epoch happens to be faster. */
+static bool short_wait_won(const batch_state *b) {
+        return b->requests[1] * b->usec[0] * 10 > b->requests[0] * b->usec[1] * 11 &&
+               b->cpu[1] * b->requests[0] * 4 <= b->cpu[0] * b->requests[1] * 5;
+}
+
 /* The alternative a trial whose first epoch is over tries, if any. */
 static batch_mode alternative(const batch_state *b) {
         if (b->epoch_requests < BATCH_MIN_REQUESTS)
@@ -60,37 +72,64 @@ static batch_mode alternative(const batch_state *b) {
         return b->may_poll ? BATCH_POLL : BATCH_READ;
 }
 
-static void end_epoch(batch_state *b, uint64_t usec, uint64_t cpu) {
-        if (b->trial == BATCH_SETTLED) {
-                if (--b->settle_left == 0) {
-                        b->trial = 0;
-                        b->mode = BATCH_READ;
-                        for (int i = 0; i < 2; i++)
-                                b->requests[i] = b->usec[i] = b->cpu[i] = 0;
-                }
+static void start_trial(batch_state *b, batch_trial kind, batch_mode mode, bool short_wait) {
+        b->trial = 0;
+        b->kind = kind;
+        b->mode = mode;
+        b->short_wait = short_wait;
+        for (int i = 0; i < 2; i++)
+                b->requests[i] = b->usec[i] = b->cpu[i] = 0;
+}
+
+/* The end of a trial of reading at once against holding or polling. */
+static void end_mode_trial(batch_state *b) {
+        bool won = alternative_won(b);
+        if (b->tried == BATCH_HOLD && b->kind == BATCH_TRIAL_ALTERNATIVE) {
+                if (won) /* the full wait against the short one, holding throughout */
+                        start_trial(b, BATCH_TRIAL_WAITS, BATCH_HOLD, false);
+                else /* the short wait against reading at once */
+                        start_trial(b, BATCH_TRIAL_SHORT_HOLD, BATCH_READ, true);
                 return;
         }
-        if (b->trial == 0) {
+        if (won)
+                b->settle_len = BATCH_SETTLE_MIN;
+        else if (b->settle_len < BATCH_SETTLE_MAX)
+                b->settle_len *= 2;
+        settle(b, won ? b->tried : BATCH_READ);
+}
+
+static void end_epoch(batch_state *b, uint64_t usec, uint64_t cpu) {
+        if (b->trial == BATCH_SETTLED) {
+                if (--b->settle_left == 0)
+                        start_trial(b, BATCH_TRIAL_ALTERNATIVE, BATCH_READ, false);
+                return;
+        }
+        if (b->trial == 0 && b->kind == BATCH_TRIAL_ALTERNATIVE) {
                 b->tried = alternative(b);
                 if (b->tried == BATCH_READ) {
                         settle(b, BATCH_READ);
                         return;
                 }
         }
-        bool tried = b->mode != BATCH_READ;
+        bool waits = b->kind == BATCH_TRIAL_WAITS;
+        bool tried = waits ? b->short_wait : b->mode != BATCH_READ;
         b->requests[tried] += b->epoch_requests;
         b->usec[tried] += usec;
         b->cpu[tried] += cpu;
         if (++b->trial < BATCH_TRIAL_EPOCHS) {
-                b->mode = tried ? BATCH_READ : b->tried;
+                if (waits)
+                        b->short_wait = !tried;
+                else
+                        b->mode = tried ? BATCH_READ : b->tried;
                 return;
         }
-        bool won = alternative_won(b);
-        if (won)
-                b->settle_len = BATCH_SETTLE_MIN;
-        else if (b->settle_len < BATCH_SETTLE_MAX)
-                b->settle_len *= 2;
-        settle(b, won ? b->tried : BATCH_READ);
+        if (!waits) {
+                end_mode_trial(b);
+                return;
+        }
+        b->short_wait = short_wait_won(b);
+        b->settle_len = BATCH_SETTLE_MIN;
+        settle(b, BATCH_HOLD);
 }
 
 batch_mode batch_after_run(batch_state *b, uint64_t now, uint32_t parsed, batch_cpu_clock cpu_clock) {
@@ -106,4 +145,9 @@ batch_mode batch_after_run(batch_state *b, uint64_t now, uint32_t parsed, batch_
                 b->pipelined = false;
         }
         return parsed > 0 ? b->mode : BATCH_READ;
+}
+
+uint32_t batch_hold_usec(const batch_state *b, uint32_t wait_usec) {
+        uint32_t short_usec = wait_usec / BATCH_SHORT_WAIT_DIV;
+        return b->short_wait ? (short_usec > 0 ? short_usec : 1) : wait_usec;
 }

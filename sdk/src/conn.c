@@ -249,7 +249,7 @@ static bool conn_after_run(nbdsdk_conn *conn) {
         if (conn->state != CONN_REQ_HEADER || !outq_is_empty(&conn->out))
                 return false;
         if (mode == BATCH_HOLD && s->batch_wait_usec)
-                conn->hold_until = now + s->batch_wait_usec;
+                conn->hold_until = now + batch_hold_usec(&conn->batch, s->batch_wait_usec);
         return mode == BATCH_POLL && s->poll_usec && conn->in_flight == 0 && s->n_conns == 1 &&
                conn_poll(conn, now + s->poll_usec);
 }

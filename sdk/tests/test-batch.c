@@ -20,11 +20,13 @@
 /* A simulated client: each run of the connection reads N requests and the
  * next run comes GAP microseconds later; both depend on what the previous
  * run asked for (indexed by batch_mode; a mode left out behaves as
- * BATCH_READ). A run costs the server CPU_RUN microseconds of CPU (the
- * wake-up and system calls) plus CPU_REQUEST per request. */
+ * BATCH_READ; a hold with the short wait behaves as N_SHORT and GAP_SHORT,
+ * or if those are left out as a hold). A run costs the server CPU_RUN
+ * microseconds of CPU (the wake-up and system calls) plus CPU_REQUEST per
+ * request. */
 typedef struct {
-        uint32_t n[3];
-        uint64_t gap[3];
+        uint32_t n[3], n_short;
+        uint64_t gap[3], gap_short;
         uint64_t cpu_run, cpu_request;
 } sim_client;
 
@@ -32,7 +34,7 @@ static uint64_t sim_cpu;
 static uint64_t sim_cpu_clock(void) { return sim_cpu; }
 
 typedef struct {
-        unsigned runs, waits, polls;
+        unsigned runs, waits, short_waits, polls;
         unsigned switches_on; /* runs that held or polled right after one that did not */
 } sim_result;
 
@@ -46,16 +48,19 @@ static sim_result simulate_with(const sim_client *c, unsigned seconds, unsigned 
         uint64_t end = now + seconds * 1000000ull, counted_from = now + skip * 1000000ull;
         while (now < end) {
                 batch_mode was = mode;
-                uint32_t n = c->gap[mode] ? c->n[mode] : c->n[BATCH_READ];
+                bool short_wait = mode == BATCH_HOLD && b.short_wait && c->gap_short;
+                uint32_t n = short_wait ? c->n_short : c->gap[mode] ? c->n[mode] : c->n[BATCH_READ];
                 sim_cpu += c->cpu_run + n * c->cpu_request;
                 mode = batch_after_run(&b, now, n, sim_cpu_clock);
+                short_wait = mode == BATCH_HOLD && b.short_wait;
                 if (now >= counted_from) {
                         res.runs++;
                         res.waits += mode == BATCH_HOLD;
+                        res.short_waits += short_wait;
                         res.polls += mode == BATCH_POLL;
                         res.switches_on += mode != BATCH_READ && was == BATCH_READ;
                 }
-                now += c->gap[mode] ? c->gap[mode] : c->gap[BATCH_READ];
+                now += short_wait && c->gap_short ? c->gap_short : c->gap[mode] ? c->gap[mode] : c->gap[BATCH_READ];
         }
         return res;
 }
@@ -81,9 +86,11 @@ static void waiting_is_dropped_when_it_serves_less(void) {
         sim_client c = { .n = { 2, 2 }, .gap = { [BATCH_READ] = 40, [BATCH_HOLD] = 100 } };
         sim_result r = simulate(&c, 60, 30);
         CHECK(r.waits * 100 < r.runs, "the connection rarely waits (%u of %u runs)", r.waits, r.runs);
-        /* Each trial has two epochs of waiting: at most 4 trials in 30 s. */
-        CHECK(r.switches_on <= 8, "trials back off to one in 8 s (%u waiting epochs in 30 s)", r.switches_on);
-        CHECK(r.switches_on >= 4, "but do not stop (%u waiting epochs in 30 s)", r.switches_on);
+        /* Each trial of the full wait is followed by one of the short wait,
+         * two epochs of waiting each: at most 4 pairs of trials in 30 s. */
+        CHECK(r.switches_on <= 16, "trials back off to one pair in 8 s (%u waiting epochs in 30 s)",
+              r.switches_on);
+        CHECK(r.switches_on >= 8, "but do not stop (%u waiting epochs in 30 s)", r.switches_on);
 }
 
 static void a_tie_goes_to_not_waiting(void) {
@@ -112,6 +119,55 @@ static void waiting_is_kept_when_it_costs_clearly_less_cpu(void) {
         r = simulate(&c, 30, 10);
         CHECK(r.waits * 100 < r.runs * 2, "a CPU saving does not excuse a slower client (%u of %u runs)",
               r.waits, r.runs);
+}
+
+static void a_short_wait_is_kept_while_it_serves_clearly_more(void) {
+        /* 2 requests every 40 us (50 k/s), 8 every 100 us holding for the
+         * full wait (80 k/s), 8 every 85 us for the short one (94 k/s): a
+         * backend slow enough that the client idles through a long wait. */
+        sim_client c = { .n = { [BATCH_READ] = 2, [BATCH_HOLD] = 8 }, .gap = { [BATCH_READ] = 40, [BATCH_HOLD] = 100 },
+                         .n_short = 8, .gap_short = 85 };
+        sim_result r = simulate(&c, 20, 1);
+        CHECK(r.waits * 100 > r.runs * 80, "the connection waits after most runs (%u of %u)", r.waits, r.runs);
+        CHECK(r.short_waits * 100 > r.waits * 70, "mostly the short wait (%u of %u holds)", r.short_waits, r.waits);
+        CHECK(batch_hold_usec(&(batch_state) { .short_wait = true }, 60) == 60 / BATCH_SHORT_WAIT_DIV &&
+              batch_hold_usec(&(batch_state) { .short_wait = false }, 60) == 60 &&
+              batch_hold_usec(&(batch_state) { .short_wait = true }, 2) == 1,
+              "which is a quarter of the wait, at least 1 us");
+}
+
+static void a_short_wait_is_tried_when_the_full_one_loses(void) {
+        /* 2 requests every 40 us (50 k/s); holding, 8 every 170 us for the
+         * full wait (47 k/s) and every 140 us for the short one (57 k/s). */
+        sim_client c = { .n = { [BATCH_READ] = 2, [BATCH_HOLD] = 8 }, .gap = { [BATCH_READ] = 40, [BATCH_HOLD] = 170 },
+                         .n_short = 8, .gap_short = 140 };
+        sim_result r = simulate(&c, 20, 1);
+        CHECK(r.waits * 100 > r.runs * 60, "the connection waits after most runs (%u of %u)", r.waits, r.runs);
+        CHECK(r.short_waits * 100 > r.waits * 85, "with the short wait (%u of %u holds)", r.short_waits, r.waits);
+        /* Where the short wait is no faster either, neither is kept. */
+        c.gap_short = 170;
+        r = simulate(&c, 30, 10);
+        CHECK(r.waits * 100 < r.runs * 2, "no waiting without a gain (%u of %u runs)", r.waits, r.runs);
+}
+
+static void the_full_wait_is_kept_when_a_short_one_serves_no_more(void) {
+        /* Holding for the short wait reads 4 every 50 us: as fast (80 k/s),
+         * but in smaller batches, for more CPU per request. */
+        sim_client c = { .n = { [BATCH_READ] = 2, [BATCH_HOLD] = 8 }, .gap = { [BATCH_READ] = 40, [BATCH_HOLD] = 100 },
+                         .n_short = 4, .gap_short = 50, .cpu_run = 10, .cpu_request = 2 };
+        sim_result r = simulate(&c, 20, 1);
+        CHECK(r.waits * 100 > r.runs * 80, "the connection waits after most runs (%u of %u)", r.waits, r.runs);
+        /* Only the wait trials (2 epochs of 50 ms in every 2.4 s) hold briefly. */
+        CHECK(r.short_waits * 100 < r.waits * 10, "rarely with the short wait (%u of %u holds)", r.short_waits,
+              r.waits);
+        CHECK(r.short_waits > 0, "but it keeps measuring the short wait (%u holds)", r.short_waits);
+        /* Nor for 14 % more requests per second (2 every 22 us) at twice the
+         * CPU per request (7 us against 3.25). Its runs come 4.5 times as
+         * often, so the trials' short epochs alone are a sixth of the runs. */
+        c.n_short = 2, c.gap_short = 22;
+        r = simulate(&c, 20, 1);
+        CHECK(r.short_waits * 100 < r.waits * 30, "nor at twice the CPU per request (%u of %u holds)",
+              r.short_waits, r.waits);
 }
 
 static void one_request_at_a_time_is_never_held(void) {
@@ -233,7 +289,7 @@ static uint64_t monotonic_usec(void) {
 
 /* A connection held for WAIT_USEC, set with nbdsdk_server_set_batch_wait
  * if SET (otherwise the default). */
-static void run_hold_test(bool set, uint32_t wait_usec) {
+static void run_hold_test(bool set, uint32_t wait_usec, bool short_wait) {
         loop l = loop_new();
         if (set) {
                 CHECK(nbdsdk_server_set_batch_wait(l.s, 1001) == -EINVAL, "more than 1 ms is refused");
@@ -244,7 +300,8 @@ static void run_hold_test(bool set, uint32_t wait_usec) {
         int client = loop_connect(&l);
         /* As if a trial had shown that waiting serves this client better. */
         opened_conn->batch = (batch_state) { .trial = BATCH_SETTLED, .mode = BATCH_HOLD, .settle_left = 1000,
-                                             .settle_len = 1000 };
+                                             .settle_len = 1000, .short_wait = short_wait };
+        uint32_t hold_usec = short_wait ? wait_usec / BATCH_SHORT_WAIT_DIV : wait_usec;
         uint64_t before = monotonic_usec();
         sc_request(client, NBDSDK_CMD_READ, 1, 0, 512);
         read_reply(client, 1, l.e);
@@ -255,8 +312,8 @@ static void run_hold_test(bool set, uint32_t wait_usec) {
         if (wait_usec) {
                 CHECK(!(events & 1), "after answering, the connection does not read (events %#x)", events);
                 CHECK(timeout != UINT64_MAX, "its timeout is when it reads again");
-                CHECK(timeout >= before + wait_usec && timeout <= after + wait_usec,
-                      "it reads again %u µs after its run (%lld µs after the request)", wait_usec,
+                CHECK(timeout >= before + hold_usec && timeout <= after + hold_usec,
+                      "it reads again %u µs after its run (%lld µs after the request)", hold_usec,
                       (long long) (timeout - before));
         } else {
                 CHECK(events & 1, "batching off: the connection reads at once (events %#x)", events);
@@ -333,16 +390,19 @@ static void polling_off_or_another_connection_never_polls(void) {
         CHECK(n == 0, "with another connection open, no polling (%u of 5 polled)", n);
 }
 
-static void a_held_connection_reads_again_when_its_timer_fires(void) { run_hold_test(true, 1000); }
-static void the_default_wait_is_60_us(void) { run_hold_test(false, 60); }
+static void a_held_connection_reads_again_when_its_timer_fires(void) { run_hold_test(true, 1000, false); }
+static void the_default_wait_is_60_us(void) { run_hold_test(false, 60, false); }
+static void the_short_wait_is_a_quarter(void) { run_hold_test(true, 1000, true); }
 
-static void batching_off_never_holds(void) { run_hold_test(true, 0); }
+static void batching_off_never_holds(void) { run_hold_test(true, 0, false); }
 
 TCASE_MAIN(T(waiting_is_kept_while_it_serves_more), T(waiting_is_dropped_when_it_serves_less),
            T(a_tie_goes_to_not_waiting), T(waiting_is_kept_when_it_costs_clearly_less_cpu),
+           T(a_short_wait_is_kept_while_it_serves_clearly_more), T(the_full_wait_is_kept_when_a_short_one_serves_no_more),
+           T(a_short_wait_is_tried_when_the_full_one_loses),
            T(one_request_at_a_time_is_never_held), T(polling_is_kept_while_it_serves_clearly_more),
            T(polling_is_dropped_without_a_clear_gain),
            T(runs_without_requests_never_wait), T(a_held_connection_reads_again_when_its_timer_fires),
-           T(the_default_wait_is_60_us),
+           T(the_default_wait_is_60_us), T(the_short_wait_is_a_quarter),
            T(batching_off_never_holds), T(a_polling_connection_reads_the_next_request_in_the_same_run),
            T(polling_off_or_another_connection_never_polls))

@@ -121,12 +121,19 @@ static void waiting_is_kept_when_it_costs_clearly_less_cpu(void) {
               r.waits, r.runs);
 }
 
+/* A pipelining client: 2 requests every 40 us read at once (50 k/s), 8 every
+ * GAP_HOLD us holding for the full wait, N_SHORT every GAP_SHORT us for the
+ * short one. */
+static sim_client pipelining(uint64_t gap_hold, uint32_t n_short, uint64_t gap_short) {
+        return (sim_client) { .n = { [BATCH_READ] = 2, [BATCH_HOLD] = 8 },
+                              .gap = { [BATCH_READ] = 40, [BATCH_HOLD] = gap_hold },
+                              .n_short = n_short, .gap_short = gap_short };
+}
+
 static void a_short_wait_is_kept_while_it_serves_clearly_more(void) {
-        /* 2 requests every 40 us (50 k/s), 8 every 100 us holding for the
-         * full wait (80 k/s), 8 every 85 us for the short one (94 k/s): a
+        /* 80 k/s holding for the full wait, 94 k/s for the short one: a
          * backend slow enough that the client idles through a long wait. */
-        sim_client c = { .n = { [BATCH_READ] = 2, [BATCH_HOLD] = 8 }, .gap = { [BATCH_READ] = 40, [BATCH_HOLD] = 100 },
-                         .n_short = 8, .gap_short = 85 };
+        sim_client c = pipelining(100, 8, 85);
         sim_result r = simulate(&c, 20, 1);
         CHECK(r.waits * 100 > r.runs * 80, "the connection waits after most runs (%u of %u)", r.waits, r.runs);
         CHECK(r.short_waits * 100 > r.waits * 70, "mostly the short wait (%u of %u holds)", r.short_waits, r.waits);
@@ -137,10 +144,8 @@ static void a_short_wait_is_kept_while_it_serves_clearly_more(void) {
 }
 
 static void a_short_wait_is_tried_when_the_full_one_loses(void) {
-        /* 2 requests every 40 us (50 k/s); holding, 8 every 170 us for the
-         * full wait (47 k/s) and every 140 us for the short one (57 k/s). */
-        sim_client c = { .n = { [BATCH_READ] = 2, [BATCH_HOLD] = 8 }, .gap = { [BATCH_READ] = 40, [BATCH_HOLD] = 170 },
-                         .n_short = 8, .gap_short = 140 };
+        /* 47 k/s holding for the full wait, 57 k/s for the short one. */
+        sim_client c = pipelining(170, 8, 140);
         sim_result r = simulate(&c, 20, 1);
         CHECK(r.waits * 100 > r.runs * 60, "the connection waits after most runs (%u of %u)", r.waits, r.runs);
         CHECK(r.short_waits * 100 > r.waits * 85, "with the short wait (%u of %u holds)", r.short_waits, r.waits);
@@ -151,10 +156,10 @@ static void a_short_wait_is_tried_when_the_full_one_loses(void) {
 }
 
 static void the_full_wait_is_kept_when_a_short_one_serves_no_more(void) {
-        /* Holding for the short wait reads 4 every 50 us: as fast (80 k/s),
-         * but in smaller batches, for more CPU per request. */
-        sim_client c = { .n = { [BATCH_READ] = 2, [BATCH_HOLD] = 8 }, .gap = { [BATCH_READ] = 40, [BATCH_HOLD] = 100 },
-                         .n_short = 4, .gap_short = 50, .cpu_run = 10, .cpu_request = 2 };
+        /* 80 k/s holding either way, but for the short wait 4 every 50 us:
+         * smaller batches, for more CPU per request. */
+        sim_client c = pipelining(100, 4, 50);
+        c.cpu_run = 10, c.cpu_request = 2;
         sim_result r = simulate(&c, 20, 1);
         CHECK(r.waits * 100 > r.runs * 80, "the connection waits after most runs (%u of %u)", r.waits, r.runs);
         /* Only the wait trials (2 epochs of 50 ms in every 2.4 s) hold briefly. */

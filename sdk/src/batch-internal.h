@@ -49,8 +49,8 @@ typedef struct {
 /* The short wait is a quarter of the full one. A trial of holding holds for
  * the full wait; if that wins, a second trial holds alternately for the full
  * and the short wait and keeps the short one only if it serves 10 % more
- * requests per second for at most a quarter more CPU per request; if it loses, a second trial tries the short wait
- * against reading at once. A long wait makes bigger batches for less CPU; a
+ * requests per second for at most a quarter more CPU per request; if it
+ * loses, a second trial tries the short wait against reading at once. A long wait makes bigger batches for less CPU; a
  * backend that spends longer on each request (a write to a file) can leave
  * its client idle through it. */
 #define BATCH_SHORT_WAIT_DIV 4u

@@ -38,6 +38,17 @@ typedef struct {
         unsigned switches_on; /* runs that held or polled right after one that did not */
 } sim_result;
 
+/* What the client does after a run that asked for MODE (and SHORT_WAIT):
+ * how many requests the next run reads and how many usec later it comes. */
+static void sim_next(const sim_client *c, batch_mode mode, bool short_wait, uint32_t *n, uint64_t *gap) {
+        if (mode == BATCH_HOLD && short_wait && c->gap_short)
+                *n = c->n_short, *gap = c->gap_short;
+        else if (c->gap[mode])
+                *n = c->n[mode], *gap = c->gap[mode];
+        else
+                *n = c->n[BATCH_READ], *gap = c->gap[BATCH_READ];
+}
+
 /* Simulate SECONDS of runs; count only those after the first SKIP seconds. */
 static sim_result simulate_with(const sim_client *c, unsigned seconds, unsigned skip, bool may_hold, bool may_poll) {
         batch_state b;
@@ -45,14 +56,16 @@ static sim_result simulate_with(const sim_client *c, unsigned seconds, unsigned 
         batch_init(&b, now, may_hold, may_poll);
         sim_result res = { 0 };
         batch_mode mode = BATCH_READ;
+        uint32_t n;
+        uint64_t gap;
+        sim_next(c, mode, false, &n, &gap);
         uint64_t end = now + seconds * 1000000ull, counted_from = now + skip * 1000000ull;
         while (now < end) {
                 batch_mode was = mode;
-                bool short_wait = mode == BATCH_HOLD && b.short_wait && c->gap_short;
-                uint32_t n = short_wait ? c->n_short : c->gap[mode] ? c->n[mode] : c->n[BATCH_READ];
                 sim_cpu += c->cpu_run + n * c->cpu_request;
                 mode = batch_after_run(&b, now, n, sim_cpu_clock);
-                short_wait = mode == BATCH_HOLD && b.short_wait;
+                bool short_wait = mode == BATCH_HOLD && b.short_wait;
+                sim_next(c, mode, short_wait, &n, &gap);
                 if (now >= counted_from) {
                         res.runs++;
                         res.waits += mode == BATCH_HOLD;
@@ -60,7 +73,7 @@ static sim_result simulate_with(const sim_client *c, unsigned seconds, unsigned 
                         res.polls += mode == BATCH_POLL;
                         res.switches_on += mode != BATCH_READ && was == BATCH_READ;
                 }
-                now += short_wait && c->gap_short ? c->gap_short : c->gap[mode] ? c->gap[mode] : c->gap[BATCH_READ];
+                now += gap;
         }
         return res;
 }

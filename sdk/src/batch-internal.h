@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* What a connection does after a run that read requests and answered them
@@ -16,18 +17,26 @@ typedef enum { BATCH_READ, BATCH_HOLD, BATCH_POLL } batch_mode;
  * wait lost); or the two waits (after the full wait won). */
 typedef enum { BATCH_TRIAL_ALTERNATIVE, BATCH_TRIAL_SHORT_HOLD, BATCH_TRIAL_WAITS } batch_trial;
 
+/* A trial that ended: what it compared, its totals ([0] reading at once, or
+ * the full wait; [1] as tried, or the short wait) and which side won. */
+typedef struct {
+        batch_trial kind;
+        batch_mode tried;               /* BATCH_HOLD or BATCH_POLL */
+        bool won;                       /* side [1] */
+        uint64_t requests[2], usec[2], cpu[2];
+} batch_verdict;
+
 typedef struct {
         unsigned trial;                 /* epoch of the trial, or BATCH_SETTLED */
         batch_mode mode;                /* after runs that read requests */
-        batch_mode tried;               /* the trial's alternative to BATCH_READ */
         bool may_hold, may_poll;
         uint64_t epoch_start;           /* CLOCK_MONOTONIC usec */
         uint64_t epoch_cpu;             /* the loop thread's CPU usec at epoch_start */
         uint64_t epoch_requests;
         bool pipelined;                 /* one run of this epoch read 2 or more */
-        batch_trial kind;
-        uint64_t requests[2], usec[2], cpu[2]; /* trial totals, [0] reading at once (or the full
-                                                * wait), [1] as tried (or the short wait) */
+        batch_verdict now;              /* the trial under way, its totals so far */
+        batch_verdict last;             /* the last trial to end */
+        unsigned n_verdicts;            /* trials ended */
         unsigned settle_left, settle_len; /* epochs until the next trial */
         bool short_wait;                /* holds wait BATCH_SHORT_WAIT_DIV times less */
 } batch_state;
@@ -69,3 +78,8 @@ batch_mode batch_after_run(batch_state *b, uint64_t now, uint32_t parsed, batch_
 /* How long a hold lasts, in usec, for a connection whose server's wait is
  * WAIT_USEC. */
 uint32_t batch_hold_usec(const batch_state *b, uint32_t wait_usec);
+/* Writes what V compared, each side's requests per second and CPU per
+ * request, and the better side into BUF (the server's WAIT_USEC and
+ * POLL_USEC name the waits). */
+void batch_verdict_describe(const batch_verdict *v, uint32_t wait_usec, uint32_t poll_usec, char *buf,
+                            size_t size);

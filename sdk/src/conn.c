@@ -234,6 +234,16 @@ static bool conn_poll(nbdsdk_conn *conn, uint64_t deadline) {
         return false;
 }
 
+/* -v: what a batching trial found. */
+static void log_verdict(const nbdsdk_conn *conn) {
+        if (!log_is_verbose())
+                return;
+        char text[256];
+        batch_verdict_describe(&conn->batch.last, conn->server->batch_wait_usec, conn->server->poll_usec, text,
+                               sizeof text);
+        log_debug("conn %p: batching trial: %s", (const void *) conn, text);
+}
+
 /* After a run (batch.c), on sd-event loops (a timer ends a hold) and only
  * with every reply sent: hold, or poll while this is the server's only
  * connection (a poll keeps the others waiting). True if polling found input
@@ -244,8 +254,11 @@ static bool conn_after_run(nbdsdk_conn *conn) {
             conn_states[conn->state].phase != PHASE_TRANSMISSION)
                 return false;
         uint64_t now = now_usec();
+        unsigned verdicts = conn->batch.n_verdicts;
         batch_mode mode = batch_after_run(&conn->batch, now, conn->run_requests, thread_cpu_usec);
         conn->run_requests = 0;
+        if (conn->batch.n_verdicts != verdicts)
+                log_verdict(conn);
         if (conn->state != CONN_REQ_HEADER || !outq_is_empty(&conn->out))
                 return false;
         if (mode == BATCH_HOLD && s->batch_wait_usec)

@@ -6,12 +6,15 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
 #include <systemd/sd-event.h>
 #include "batch-internal.h"
 #include "conn-internal.h"
+#include "log-internal.h"
 #include "sockclient.h"
 #include "tcase.h"
 #include "tclient.h"
@@ -36,6 +39,8 @@ static uint64_t sim_cpu_clock(void) { return sim_cpu; }
 typedef struct {
         unsigned runs, waits, short_waits, polls;
         unsigned switches_on; /* runs that held or polled right after one that did not */
+        unsigned verdicts;    /* trials ended, all of them */
+        batch_verdict last;
 } sim_result;
 
 /* What the client does after a run that asked for MODE (and SHORT_WAIT):
@@ -75,6 +80,8 @@ static sim_result simulate_with(const sim_client *c, unsigned seconds, unsigned 
                 }
                 now += gap;
         }
+        res.verdicts = b.n_verdicts;
+        res.last = b.last;
         return res;
 }
 
@@ -186,6 +193,51 @@ static void the_full_wait_is_kept_when_a_short_one_serves_no_more(void) {
         r = simulate(&c, 20, 1);
         CHECK(r.short_waits * 100 < r.waits * 30, "nor at twice the CPU per request (%u of %u holds)",
               r.short_waits, r.waits);
+}
+
+/* The figures a trial's log line gives: requests per second on either side. */
+static void verdict_rates(const batch_verdict *v, double *a, double *b) {
+        char text[256];
+        batch_verdict_describe(v, 60, 50, text, sizeof text);
+        const char *figures = strchr(text, ':');
+        CHECK(figures && sscanf(figures, ": %lf k against %lf k requests/s", a, b) == 2, "rates in '%s'", text);
+}
+
+static void each_trial_leaves_its_figures_for_the_log(void) {
+        /* 80 k/s holding for the full wait, 94 k/s for the short one: the
+         * trial of holding, then the one of the waits. */
+        sim_client c = pipelining(100, 8, 85);
+        sim_result r = simulate(&c, 1, 0);
+        CHECK(r.verdicts == 2, "two trials in the first second (%u)", r.verdicts);
+        CHECK(r.last.kind == BATCH_TRIAL_WAITS && r.last.tried == BATCH_HOLD && r.last.won,
+              "the last compared the waits, and the short one won");
+        double full, short_wait;
+        verdict_rates(&r.last, &full, &short_wait);
+        CHECK(full > 79 && full < 81 && short_wait > 93 && short_wait < 95,
+              "at the client's rates: %.1f k (80) and %.1f k (94.1) requests/s", full, short_wait);
+        char text[256];
+        batch_verdict_describe(&r.last, 60, 50, text, sizeof text);
+        CHECK(strncmp(text, "holding 60 us against holding 15 us: ", 37) == 0 &&
+              strstr(text, "; better: holding 15 us") != NULL, "described: '%s'", text);
+
+        /* Each kind of trial, named with the server's settings. */
+        batch_verdict v = { .kind = BATCH_TRIAL_ALTERNATIVE, .tried = BATCH_POLL, .won = true,
+                            .requests = { 1000, 1500 }, .usec = { 50000, 50000 }, .cpu = { 20000, 45000 } };
+        batch_verdict_describe(&v, 60, 50, text, sizeof text);
+        CHECK(strcmp(text, "reading at once against polling 50 us: 20.0 k against 30.0 k requests/s, "
+                           "20.00 against 30.00 us of CPU per request; better: polling 50 us") == 0,
+              "a poll trial: '%s'", text);
+        v.tried = BATCH_HOLD, v.won = false;
+        batch_verdict_describe(&v, 100, 50, text, sizeof text);
+        CHECK(strncmp(text, "reading at once against holding 100 us: ", 40) == 0 &&
+              strstr(text, "; better: reading at once") != NULL, "a hold trial: '%s'", text);
+        v.kind = BATCH_TRIAL_SHORT_HOLD;
+        batch_verdict_describe(&v, 100, 50, text, sizeof text);
+        CHECK(strncmp(text, "reading at once against holding 25 us: ", 39) == 0, "a short hold trial: '%s'", text);
+        v = (batch_verdict) { .kind = BATCH_TRIAL_ALTERNATIVE, .tried = BATCH_HOLD };
+        batch_verdict_describe(&v, 60, 50, text, sizeof text);
+        CHECK(strstr(text, "0.0 k against 0.0 k requests/s, 0.00 against 0.00 us") != NULL,
+              "an empty trial divides by nothing: '%s'", text);
 }
 
 static void one_request_at_a_time_is_never_held(void) {
@@ -408,6 +460,52 @@ static void polling_off_or_another_connection_never_polls(void) {
         CHECK(n == 0, "with another connection open, no polling (%u of 5 polled)", n);
 }
 
+/* Whether the file F holds TEXT. */
+static bool file_holds(FILE *f, const char *text) {
+        static char buf[1 << 16];
+        size_t n = fread(buf, 1, sizeof buf - 1, (rewind(f), f));
+        buf[n] = 0;
+        return strstr(buf, text) != NULL;
+}
+
+/* At -v, a real connection's trials are logged: a client with 8 reads in
+ * flight, answered on a real loop, until the first trial (300 ms after the
+ * connection opened) is in the log. */
+static void a_real_connection_logs_its_trials(void) {
+        FILE *log = tmpfile();
+        int saved = dup(STDERR_FILENO);
+        CHECK(log && saved >= 0 && dup2(fileno(log), STDERR_FILENO) >= 0, "stderr into a file");
+        log_set_verbose(true);
+        loop l = loop_new();
+        loop_attach(&l);
+        int client = loop_connect(&l);
+        uint64_t cookie = 0, start = monotonic_usec(), checked = start;
+        for (int i = 0; i < 8; i++)
+                sc_request(client, NBDSDK_CMD_READ, ++cookie, 0, 512);
+        const char *line = "batching trial: reading at once against holding 60 us: ";
+        bool logged = false;
+        while (!logged && monotonic_usec() < start + 5 * 1000 * 1000) {
+                CHECK(sd_event_run(l.e, 1000) >= 0, "sd_event_run");
+                struct pollfd p = { .fd = client, .events = POLLIN };
+                while (poll(&p, 1, 0) == 1) {
+                        uint64_t answered;
+                        uint8_t data[512];
+                        CHECK(sc_reply(client, &answered) == 0, "reply %llu", (unsigned long long) answered);
+                        sc_read(client, data, sizeof data);
+                        sc_request(client, NBDSDK_CMD_READ, ++cookie, 0, 512);
+                }
+                if (monotonic_usec() > checked + 20000)
+                        logged = file_holds(log, line), checked = monotonic_usec();
+        }
+        log_set_verbose(false);
+        CHECK(dup2(saved, STDERR_FILENO) >= 0 && close(saved) == 0, "stderr back");
+        CHECK(logged, "'%s…' logged within 5 s, after %llu requests", line, (unsigned long long) cookie);
+        CHECK(file_holds(log, " k requests/s, ") && file_holds(log, " us of CPU per request; better: "),
+              "with its figures and the better side");
+        fclose(log);
+        loop_end(&l, &client, 1);
+}
+
 static void a_held_connection_reads_again_when_its_timer_fires(void) { run_hold_test(true, 1000, false); }
 static void the_default_wait_is_60_us(void) { run_hold_test(false, 60, false); }
 static void the_short_wait_is_a_quarter(void) { run_hold_test(true, 1000, true); }
@@ -417,10 +515,10 @@ static void batching_off_never_holds(void) { run_hold_test(true, 0, false); }
 TCASE_MAIN(T(waiting_is_kept_while_it_serves_more), T(waiting_is_dropped_when_it_serves_less),
            T(a_tie_goes_to_not_waiting), T(waiting_is_kept_when_it_costs_clearly_less_cpu),
            T(a_short_wait_is_kept_while_it_serves_clearly_more), T(the_full_wait_is_kept_when_a_short_one_serves_no_more),
-           T(a_short_wait_is_tried_when_the_full_one_loses),
+           T(a_short_wait_is_tried_when_the_full_one_loses), T(each_trial_leaves_its_figures_for_the_log),
            T(one_request_at_a_time_is_never_held), T(polling_is_kept_while_it_serves_clearly_more),
            T(polling_is_dropped_without_a_clear_gain),
            T(runs_without_requests_never_wait), T(a_held_connection_reads_again_when_its_timer_fires),
            T(the_default_wait_is_60_us), T(the_short_wait_is_a_quarter),
            T(batching_off_never_holds), T(a_polling_connection_reads_the_next_request_in_the_same_run),
-           T(polling_off_or_another_connection_never_polls))
+           T(polling_off_or_another_connection_never_polls), T(a_real_connection_logs_its_trials))

@@ -77,7 +77,8 @@ int nbdsdk_server_set_sparse_reads(nbdsdk_server *server, uint32_t min_length);
  * measures, in turn, whether waiting serves its client more requests per
  * second (or as many for clearly less CPU per request), and waits only
  * while it does; it also measures whether waiting a quarter as long serves
- * clearly more, and then waits that long. 0 turns this off; at most 1000;
+ * clearly more, and then waits that long. With -v (nbdsdk_debug) each
+ * trial's figures and outcome are logged. 0 turns this off; at most 1000;
  * default 60. */
 int nbdsdk_server_set_batch_wait(nbdsdk_server *server, uint32_t usec);
 /* Polling on sd-event loops: a connection whose client sends one request

@@ -85,10 +85,15 @@ nbdsdk_conn *nbdsdk_conn_unref(nbdsdk_conn *conn) {
         return NULL;
 }
 
+/* Logged at -v, but for the steps of each request (a header, then a write's
+ * payload): a line or two per request would slow the server down more than
+ * anything it measures. */
 void conn_set_state(nbdsdk_conn *conn, conn_state state) {
         if (conn->state == state || conn->state == CONN_CLOSED)
                 return;
-        log_debug("conn %p: %s -> %s", (void *) conn, conn_states[conn->state].name, conn_states[state].name);
+        if (conn_states[conn->state].phase != PHASE_TRANSMISSION || conn_states[state].phase != PHASE_TRANSMISSION)
+                log_debug("conn %p: %s -> %s", (void *) conn, conn_states[conn->state].name,
+                          conn_states[state].name);
         conn->state = state;
 }
 

@@ -29,6 +29,8 @@ servers = list(dict.fromkeys(r["server"] for r in rows if r["server"] != "limit"
 if any(r["server"] == "limit" and r["workload"] != "memcpy" for r in rows):
     servers.append("limit")
 info = {r["server"]: (r["class"], r["role"]) for r in rows}
+rounds = sorted({r["round"] for r in ok}, key=int)
+ours = [s for s in servers if info[s][1] == "ours"]
 
 
 def speed(r):
@@ -90,6 +92,19 @@ def best_peer(cells, s, key, pick):
     return pick(medians) if medians else None
 
 
+def round_ratios(t, w, s):
+    """Each round's speed of server s over the best peer's in the same round
+    (their runs seconds apart, where the medians' may be minutes apart)."""
+    out = []
+    for n in rounds:
+        got = {r["server"]: speed(r) for r in ok
+               if r["transport"] == t and r["workload"] == w and r["round"] == n}
+        peers = [v for p, v in got.items() if info[p][1] == "peer" and info[p][0] == info[s][0]]
+        if s in got and peers:
+            out.append(f"{got[s] / max(peers):.2f}")
+    return " · ".join(out) or "–"
+
+
 def fmt_speed(v, unit):
     return f"{v / 1e3:.1f}k" if unit == "iops" else f"{v / 1e9:.2f}"
 
@@ -124,6 +139,7 @@ for t in transports:
     header = ["| workload | " + " | ".join(servers) + " |",
               "|---|" + "---:|" * len(servers)]
     summary, cpu_summary, client_summary = list(header), list(header), list(header)
+    per_round = ["| workload | " + " | ".join(ours) + " |", "|---|" + "---:|" * len(ours)]
     details = []
     plot_speed, plot_cpu = [], []
     for w in workloads:
@@ -146,6 +162,7 @@ for t in transports:
         client_summary.append(f"| {w} | " + " | ".join(
             f"{cells[s]['client'][0]:.2f}" if cells[s] and cells[s]["client"] else "–"
             for s in servers) + " |")
+        per_round.append(f"| {w} | " + " | ".join(round_ratios(t, w, s) for s in ours) + " |")
         label = "k IOPS" if unit == "iops" else "GB/s"
         details += [f"### {w} ({name})", "",
                     f"| server | {label} | min–max | × best peer | of limit "
@@ -181,7 +198,11 @@ for t in transports:
     md += ["Server CPU: median per request (IOPS workloads) or per GiB "
            "(× best peer; lower is better).", ""] + cpu_summary + [""]
     md += ["Client cores: median CPU time of the client over its wall-clock "
-           "time.", ""] + client_summary + [""] + details
+           "time.", ""] + client_summary + [""]
+    if ours:
+        md += ["Per round: each round's speed over the best peer's in the same "
+               "round (× best peer, rounds in order).", ""] + per_round + [""]
+    md += details
     for kind, lines in (("speed", plot_speed), ("cpu", plot_cpu)):
         with open(os.path.join(out, f"plot-{t}-{kind}.dat"), "w") as f:
             f.write("\n".join(lines) + "\n")

@@ -224,14 +224,21 @@ settled() {
     done
 }
 
+# first_read DEV: open DEV and read its first block, in the background (the kernel reads
+# the partition table on the first open as well).
+first_read() {
+    timeout 15 dd if="$1" of=/dev/null bs=4k count=1 iflag=direct status=none &
+}
+
 check_multi_conn_connect() {
     local count deadline=$((SECONDS + timeout_s)) attempt=1
     attach /dev/nbd0 "$rw_socket" -C 2
-    # Attaching, the kernel reads the partition table.  Debian 12's kernel (6.1) with two
-    # connections now and then never reads that reply: it waits in the kernel's end of
-    # the socket, no receive worker runs, and every later request on the device hangs
-    # (seen with qemu-nbd as the server as well).  That is the client's doing, so the
-    # device is connected again, twice at most; a reply the server never sent fails.
+    # Debian 12's kernel (6.1) with two connections now and then never reads the reply
+    # to the device's first request: it waits in the kernel's end of the socket, no
+    # receive worker runs, and every later request on the device hangs (seen with
+    # qemu-nbd as the server as well).  That is the client's doing, so the device is
+    # connected again, twice at most; a reply the server never sent fails.
+    first_read /dev/nbd0
     until settled /dev/nbd0; do
         ((attempt < 3)) || fail "the kernel's first requests still in flight after 3 attempts"
         (($(kernel_unread "$rw_socket") >= 16)) ||
@@ -239,8 +246,10 @@ check_multi_conn_connect() {
         echo "attempt $attempt: the kernel left a reply unread ($(kernel_unread "$rw_socket") bytes); connecting again" >&2
         detach /dev/nbd0
         attach /dev/nbd0 "$rw_socket" -C 2
+        first_read /dev/nbd0
         attempt=$((attempt + 1))
     done
+    wait
     # Accepted sockets carry the listening path in /proc/net/unix; state 03 = connected.
     while count=$(awk -v p="$rw_socket" '$8 == p && $6 == "03"' /proc/net/unix | wc -l) &&
         ((count != 2 && SECONDS < deadline)); do

@@ -142,6 +142,16 @@ md5_of() {
     run taskset -c "$cpu" dd if="$1" bs=1M skip="$2" count="$3" iflag=direct status=none | md5sum | cut -d' ' -f1
 }
 
+# socket_ends PREFIX: the `ss -xn` lines of the connections to the servers listening on
+# paths that start with PREFIX: the servers' ends (which carry the path), then the
+# kernel's (their peers).
+socket_ends() {
+    ss -xn | awk -v w="$1" '
+        NR > 1 { line[NR] = $0; peer[NR] = $8 }
+        NR > 1 && index($5, w) == 1 { server[$6] = 1; print }
+        END { for (i in line) if (peer[i] in server) print line[i] }'
+}
+
 # diagnose TITLE: note what the guest can tell about a check in trouble: the requests
 # the kernel has in flight, the bytes waiting in both ends of every connection (Recv-Q
 # of a server's end: requests the server has not read; of the kernel's end: replies
@@ -155,12 +165,10 @@ diagnose() {
     for dev in /dev/nbd0 /dev/nbd1; do
         attached "$dev" && echo "$dev requests in flight (reads writes): $(cat "/sys/block/${dev#/dev/}/inflight")"
     done
-    # The servers' ends carry the socket's path; the kernel's ends are their peers.
-    have ss && ss -xn | awk -v w="$work" '
-        NR == 1 { print; next }
-        { line[NR] = $0; peer[NR] = $8 }
-        index($5, w) == 1 { server[$6] = 1; print }
-        END { for (i in line) if (peer[i] in server) print line[i] }'
+    if have ss; then
+        ss -xn | sed -n 1p
+        socket_ends "$work"
+    fi
     for stack in /proc/[0-9]*/stack; do
         trace=$(cat "$stack" 2>/dev/null) || continue
         comm=$(cat "${stack%/stack}/comm" 2>/dev/null) || continue
@@ -209,10 +217,7 @@ check_size() { # DEV SOCKET
 # kernel_unread SOCKET: bytes waiting in the kernel's ends of its connections to the
 # server on SOCKET, that is replies the server sent and the kernel has not read.
 kernel_unread() {
-    ss -xn | awk -v s="$1" '
-        NR > 1 { queued[NR] = $3; peer[NR] = $8 }
-        NR > 1 && $5 == s { server[$6] = 1 }
-        END { for (i in queued) if (peer[i] in server) n += queued[i]; print n + 0 }'
+    socket_ends "$1" | awk -v s="$1" '$5 != s { n += $3 } END { print n + 0 }'
 }
 
 # settled DEV: true once DEV has no request in flight, within 15 s.

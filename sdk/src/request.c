@@ -17,7 +17,8 @@
  * steady state allocates nothing per request. Large buffers matter most:
  * malloc serves them with fresh mmap'd pages, and first-touch page faults are
  * what large reads and writes would otherwise cost. The bytes kept are
- * bounded per connection. */
+ * bounded per connection; large buffers a connection lets go of go to the
+ * server's stash (buffers.c), for the next connection. */
 #define REQUEST_CACHE_MAX 64
 #define REQUEST_CACHE_BYTES (64u << 20)
 
@@ -57,11 +58,15 @@ int request_reserve(nbdsdk_request *req, size_t size) {
                         req->buf_cap = cap;
                         return 0;
                 }
-        free(req->buf);
-        req->buf_cap = 0;
-        if (!(req->buf = malloc(size)))
+        /* Or one the server kept; the one too small goes there. */
+        buffer_stash *stash = &req->conn->server->buffers;
+        size_t cap = size;
+        void *buf = buffer_stash_take(stash, size, &cap);
+        if (!buf && !(buf = malloc(size)))
                 return -ENOMEM;
-        req->buf_cap = size;
+        buffer_stash_give(stash, req->buf, req->buf_cap);
+        req->buf = buf;
+        req->buf_cap = cap;
         return 0;
 }
 
@@ -75,8 +80,9 @@ void request_free(nbdsdk_request *req) {
         for (size_t i = 0; i < req->n_contexts; i++)
                 extents_fini(&req->contexts[i]);
         free(req->contexts);
+        buffer_stash *stash = &conn->server->buffers;
         if (conn->req_cache_bytes + req->buf_cap > REQUEST_CACHE_BYTES) {
-                free(req->buf);
+                buffer_stash_give(stash, req->buf, req->buf_cap);
                 req->buf = NULL;
                 req->buf_cap = 0;
         }
@@ -86,7 +92,7 @@ void request_free(nbdsdk_request *req) {
                 conn->n_req_cache++;
                 conn->req_cache_bytes += req->buf_cap;
         } else {
-                free(req->buf);
+                buffer_stash_give(stash, req->buf, req->buf_cap);
                 extents_fini(&req->extents);
                 free(req);
         }
@@ -97,7 +103,7 @@ void request_cache_clear(nbdsdk_conn *conn) {
         while (conn->req_cache) {
                 nbdsdk_request *req = conn->req_cache;
                 conn->req_cache = req->next;
-                free(req->buf);
+                buffer_stash_give(&conn->server->buffers, req->buf, req->buf_cap);
                 extents_fini(&req->extents);
                 free(req);
         }

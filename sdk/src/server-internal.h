@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 #include <nbdsdk/nbdsdk.h>
+#include "buffers-internal.h"
 #include "commands-internal.h"
 #include "meta-context-internal.h"
 #include "stages-internal.h"
@@ -91,6 +92,7 @@ struct nbdsdk_server {
 
         completion_queue completions;
         worker_pool *workers;
+        buffer_stash buffers;    /* request buffers between connections */
 };
 
 /* Freeze the settings and start what a running server needs (workers).

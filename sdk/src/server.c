@@ -29,6 +29,7 @@ int nbdsdk_server_new(const struct nbdsdk_ops *ops, size_t ops_size, void *userd
         }
         s->n_ref = 1;
         s->userdata = userdata;
+        buffer_stash_init(&s->buffers);
         log_set_program(s->ops.name); /* messages carry the program's name */
         s->max_payload = 32u << 20;
         s->max_requests = 256;
@@ -77,6 +78,7 @@ nbdsdk_server *nbdsdk_server_unref(nbdsdk_server *s) {
         free(s->stages);
         slots_free(s);
         server_free_exports(s);
+        buffer_stash_fini(&s->buffers);
         free(s);
         return NULL;
 }

@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The server's stash of large request buffers (buffers.c): what it keeps,
+ * what it hands out, its bounds, and a connection's buffers going to the
+ * next connection. */
+#include <stdlib.h>
+#include <string.h>
+#include "buffers-internal.h"
+#include "server-internal.h"
+#include "tcase.h"
+#include "tclient.h"
+
+#define KIB 1024u
+#define MIB (1024u * 1024u)
+
+static void small_buffers_are_not_kept(void) {
+        buffer_stash st;
+        buffer_stash_init(&st);
+        buffer_stash_give(&st, malloc(4 * KIB), 4 * KIB);
+        buffer_stash_give(&st, malloc(STASH_MIN_BUFFER - 1), STASH_MIN_BUFFER - 1);
+        buffer_stash_give(&st, NULL, 0);
+        CHECK(st.n == 0 && st.bytes == 0, "buffers below %u bytes are freed, not kept (kept %zu)", STASH_MIN_BUFFER,
+              st.n);
+        size_t cap = 0;
+        CHECK(buffer_stash_take(&st, STASH_MIN_BUFFER, &cap) == NULL, "an empty stash hands out nothing");
+        void *big = malloc(MIB);
+        buffer_stash_give(&st, big, MIB);
+        CHECK(buffer_stash_take(&st, 4 * KIB, &cap) == NULL && st.n == 1,
+              "a small request gets no kept buffer (malloc serves it)");
+        buffer_stash_fini(&st);
+}
+
+static void take_gives_the_smallest_that_fits(void) {
+        buffer_stash st;
+        buffer_stash_init(&st);
+        void *big = malloc(MIB), *small = malloc(128 * KIB), *mid = malloc(256 * KIB);
+        buffer_stash_give(&st, big, MIB);
+        buffer_stash_give(&st, small, 128 * KIB);
+        buffer_stash_give(&st, mid, 256 * KIB);
+        CHECK(st.n == 3 && st.bytes == MIB + 384 * KIB, "three buffers kept, %zu bytes", st.bytes);
+        size_t cap = 0;
+        CHECK(buffer_stash_take(&st, 2 * MIB, &cap) == NULL, "nothing kept holds 2 MiB");
+        CHECK(buffer_stash_take(&st, 100 * KIB, &cap) == small && cap == 128 * KIB,
+              "100 KiB gets the 128 KiB buffer (cap %zu)", cap);
+        CHECK(buffer_stash_take(&st, 200 * KIB, &cap) == mid && cap == 256 * KIB,
+              "200 KiB gets the 256 KiB buffer (cap %zu)", cap);
+        CHECK(buffer_stash_take(&st, 200 * KIB, &cap) == big && cap == MIB, "then the 1 MiB one (cap %zu)", cap);
+        CHECK(st.n == 0 && st.bytes == 0, "the stash is empty again (%zu, %zu bytes)", st.n, st.bytes);
+        free(small);
+        free(mid);
+        free(big);
+        buffer_stash_fini(&st);
+}
+
+static void bounded_in_bytes_and_number(void) {
+        buffer_stash st;
+        buffer_stash_init(&st);
+        for (unsigned i = 0; i < STASH_MAX_BYTES / MIB + 3; i++)
+                buffer_stash_give(&st, malloc(MIB), MIB);
+        CHECK(st.n == STASH_MAX_BYTES / MIB && st.bytes == STASH_MAX_BYTES, "at most %u bytes kept (%zu in %zu)",
+              STASH_MAX_BYTES, st.bytes, st.n);
+        buffer_stash_fini(&st);
+        buffer_stash_init(&st);
+        for (unsigned i = 0; i < STASH_MAX_BUFFERS + 10; i++)
+                buffer_stash_give(&st, malloc(STASH_MIN_BUFFER), STASH_MIN_BUFFER);
+        CHECK(st.n == STASH_MAX_BUFFERS, "at most %u buffers kept (%zu)", STASH_MAX_BUFFERS, st.n);
+        buffer_stash_fini(&st);
+}
+
+/* A backend that copies (no map): its pread shows which buffer a read uses. */
+#define DISK (1u * MIB)
+static char disk[DISK];
+static void *last_buf;
+
+static int64_t b_size(nbdsdk_conn *conn, void *ud) { (void) conn; (void) ud; return DISK; }
+static int b_pread(nbdsdk_request *req, void *buf, uint64_t count, uint64_t off, uint32_t flags, void *ud) {
+        (void) req; (void) flags; (void) ud;
+        last_buf = buf;
+        memcpy(buf, disk + off, count);
+        return 0;
+}
+
+static const struct nbdsdk_ops b_ops = { .name = "buffers", .get_size = b_size, .pread = b_pread };
+
+static void *read_once(nbdsdk_server *s, uint64_t len) {
+        static char got[256 * KIB];
+        tclient *tc = tc_open(s, TC_SIMPLE, false, NULL);
+        last_buf = NULL;
+        CHECK(tc_read(tc, 0, 1, 4096, got, len) == 0, "the read succeeds");
+        CHECK(memcmp(got, disk + 4096, len) == 0, "the read returns the disk's data");
+        void *buf = last_buf;
+        tc_free(tc);
+        return buf;
+}
+
+static void a_closed_connection_leaves_its_buffer_to_the_next(void) {
+        for (size_t i = 0; i < DISK; i++)
+                disk[i] = (char) (i * 7 + 3);
+        nbdsdk_server *s;
+        CHECK(nbdsdk_server_new(&b_ops, sizeof b_ops, NULL, &s) == 0, "server");
+        void *first = read_once(s, 256 * KIB);
+        CHECK(first != NULL, "pread was called");
+        CHECK(s->buffers.n == 1 && s->buffers.v[0].buf == first && s->buffers.v[0].cap >= 256 * KIB,
+              "the ended connection's 256 KiB buffer is kept by the server (%zu kept)", s->buffers.n);
+        void *second = read_once(s, 200 * KIB);
+        CHECK(second == first, "the next connection reads into the same buffer");
+        CHECK(s->buffers.n == 1 && s->buffers.v[0].buf == first,
+              "and leaves it to the server again (%zu kept, none new)", s->buffers.n);
+        tclient *tc = tc_open(s, TC_SIMPLE, false, NULL);
+        char got[4 * KIB];
+        CHECK(tc_read(tc, 0, 1, 0, got, sizeof got) == 0 && last_buf != first, "a 4 KiB read uses a buffer of its own");
+        CHECK(s->buffers.n == 1, "and leaves the kept one there (%zu kept)", s->buffers.n);
+        tc_free(tc);
+        nbdsdk_server_unref(s);
+}
+
+TCASE_MAIN(T(small_buffers_are_not_kept), T(take_gives_the_smallest_that_fits), T(bounded_in_bytes_and_number),
+           T(a_closed_connection_leaves_its_buffer_to_the_next))

@@ -138,6 +138,10 @@ void conn_close(nbdsdk_conn *conn, const char *format, ...) __attribute__((forma
  * only with -v. */
 void conn_end(nbdsdk_conn *conn, const char *why);
 bool conn_is_closed(const nbdsdk_conn *conn);
+/* Back-pressure: true while the connection may read no new request (the
+ * limits on requests and bytes in flight, or 4 MiB of replies not sent that
+ * hold buffers). */
+bool conn_requests_blocked(const nbdsdk_conn *conn);
 /* The wanted poll events, derived from the state table and the output queue. */
 uint32_t conn_wanted_events(nbdsdk_conn *conn);
 /* Enter transmission with the selected export (after GO or EXPORT_NAME). */

@@ -96,6 +96,10 @@ nbdsdk_request *request_new(nbdsdk_conn *conn);
 void request_free(nbdsdk_request *req);
 /* Make sure req->buf holds SIZE bytes. Returns 0 or -ENOMEM. */
 int request_reserve(nbdsdk_request *req, size_t size);
+/* The data path is done with REQ's buffer and its reply sends none of it: a
+ * large buffer goes to the server's stash (and out of the bytes in flight)
+ * now rather than when the reply has been written. */
+void request_drop_buffer(nbdsdk_request *req);
 /* Free a connection's cache of recycled requests. */
 void request_cache_clear(nbdsdk_conn *conn);
 /* Fail REQ before it reaches the data path; MESSAGE is static text. */

@@ -169,6 +169,8 @@ void request_reply(nbdsdk_request *req) {
                 request_free(req);
                 return;
         }
+        if (req->type != NBDSDK_CMD_READ || req->error)
+                request_drop_buffer(req); /* the reply sends nothing from it */
         if (!conn->structured)
                 reply_simple(req);
         else if (req->error)

@@ -70,6 +70,18 @@ int request_reserve(nbdsdk_request *req, size_t size) {
         return 0;
 }
 
+void request_drop_buffer(nbdsdk_request *req) {
+        if (req->buf_cap < STASH_MIN_BUFFER)
+                return; /* small: it stays, for the request's next use */
+        nbdsdk_conn *conn = req->conn;
+        buffer_stash_give(&conn->server->buffers, req->buf, req->buf_cap);
+        req->buf = NULL;
+        req->buf_cap = 0;
+        req->data = NULL;
+        conn->bytes_in_flight -= req->bytes;
+        req->bytes = 0;
+}
+
 void request_free(nbdsdk_request *req) {
         nbdsdk_conn *conn = req->conn;
         conn_request_gone(conn, req->bytes);

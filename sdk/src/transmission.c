@@ -23,8 +23,7 @@ static conn_step payload_stalled(nbdsdk_conn *conn, int r) {
 }
 
 conn_step state_req_header(nbdsdk_conn *conn) {
-        nbdsdk_server *server = conn->server;
-        if (conn->in_flight >= server->max_requests || conn->bytes_in_flight >= server->max_bytes)
+        if (conn_requests_blocked(conn))
                 return STEP_BLOCK; /* back-pressure: read nothing until replies go out */
         size_t hsize = conn->extended ? 32 : 28;
         int r = conn_need(conn, hsize);

@@ -245,6 +245,38 @@ static void back_pressure_when_replies_cannot_be_sent(void) {
         close_disk();
 }
 
+/* A client that does not read its replies, with the default limits (far
+ * above what it sends): once 4 MiB of replies waits to go out, no further
+ * request is read, and reading resumes as the replies leave. */
+static void back_pressure_when_4_mib_of_replies_wait(void) {
+        enum { N = 6, LEN = 1536 << 10, REPLY = 16 + LEN };
+        td = td_new(N * LEN);
+        fill((uint8_t *) td->data, N * LEN, 11);
+        open_disk(TC_SIMPLE, false);
+        mem_peer_set_write_budget(tc->peer, 100);
+        for (unsigned i = 0; i < N; i++)
+                tc_request(tc, 0, NBDSDK_CMD_READ, i + 1, (uint64_t) i * LEN, LEN, NULL, 0);
+        CHECK(td->n_log == 3, "three 1.5 MiB READs queue over 4 MiB of replies, then reading stops: %u done",
+              td->n_log);
+        uint8_t *got = malloc((size_t) N * REPLY);
+        size_t have = 0;
+        for (int round = 0; round < 100000 && have < (size_t) N * REPLY; round++) {
+                have += mem_peer_recv(tc->peer, got + have, (size_t) N * REPLY - have);
+                tc_run(tc);
+                CHECK(tc->conn->out.bytes < (4u << 20) + REPLY, "at most a reply beyond 4 MiB waits (%zu bytes)",
+                      tc->conn->out.bytes);
+        }
+        CHECK(have == (size_t) N * REPLY, "every reply arrived (%zu bytes)", have);
+        for (unsigned i = 0; i < N; i++) {
+                const uint8_t *h = got + (size_t) i * REPLY;
+                CHECK(wire_get32(h) == NBDSDK_MAGIC_SIMPLE_REPLY && wire_get32(h + 4) == 0 && wire_get64(h + 8) == i + 1,
+                      "reply %u in order", i);
+                CHECK(memcmp(h + 16, td->data + (size_t) i * LEN, LEN) == 0, "reply %u data", i);
+        }
+        free(got);
+        close_disk();
+}
+
 static void shutdown_refuses_new_requests_in(tc_mode m) {
         open_deferring_disk(m);
         tc_request(tc, 0, NBDSDK_CMD_FLUSH, 1, 0, 0, NULL, 0);
@@ -279,5 +311,5 @@ ALL_MODES(shutdown_refuses_new_requests)
 TCASE_MAIN(T(replies_follow_completion_order), T(completion_from_another_thread), T(completing_twice_is_refused),
            T(completion_errors_are_mapped), T(worker_threads_serve_pipelined_requests),
            T(back_pressure_limits_requests_in_flight), T(back_pressure_limits_bytes_in_flight),
-           T(back_pressure_when_replies_cannot_be_sent),
+           T(back_pressure_when_replies_cannot_be_sent), T(back_pressure_when_4_mib_of_replies_wait),
            T(shutdown_refuses_new_requests), T(shutdown_closes_idle_connections))

@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include "buffers-internal.h"
+#include "conn-internal.h"
 #include "server-internal.h"
+#include "wire-internal.h"
 #include "tcase.h"
 #include "tclient.h"
 
@@ -79,7 +81,14 @@ static int b_pread(nbdsdk_request *req, void *buf, uint64_t count, uint64_t off,
         return 0;
 }
 
-static const struct nbdsdk_ops b_ops = { .name = "buffers", .get_size = b_size, .pread = b_pread };
+static int b_pwrite(nbdsdk_request *req, const void *buf, uint64_t count, uint64_t off, uint32_t flags, void *ud) {
+        (void) req; (void) flags; (void) ud;
+        memcpy(disk + off, buf, count);
+        return 0;
+}
+
+static const struct nbdsdk_ops b_ops = { .name = "buffers", .get_size = b_size, .pread = b_pread,
+                                         .pwrite = b_pwrite };
 
 static void *read_once(nbdsdk_server *s, uint64_t len) {
         static char got[256 * KIB];
@@ -113,5 +122,37 @@ static void a_closed_connection_leaves_its_buffer_to_the_next(void) {
         nbdsdk_server_unref(s);
 }
 
+/* A WRITE's buffer leaves the bytes in flight once the write is done, not
+ * when its reply has gone out; a READ's stays until its data is sent. The
+ * client takes no reply until the end (a one-byte socket buffer). */
+static void a_write_gives_its_buffer_back_before_its_reply(void) {
+        enum { LEN = 256 * KIB };
+        nbdsdk_server *s;
+        CHECK(nbdsdk_server_new(&b_ops, sizeof b_ops, NULL, &s) == 0, "server");
+        tclient *tc = tc_open(s, TC_SIMPLE, false, NULL);
+        mem_peer_set_write_budget(tc->peer, 1);
+        static char data[LEN];
+        memset(data, 0x5a, sizeof data);
+        tc_send_write(tc, 0, 1, 0, LEN, data, LEN);
+        CHECK(memcmp(disk, data, LEN) == 0, "the WRITE is done");
+        CHECK(tc->conn->in_flight == 1, "its reply waits to go out (%u in flight)", tc->conn->in_flight);
+        CHECK(tc->conn->bytes_in_flight == 0 && s->buffers.n == 1 && s->buffers.v[0].cap >= LEN,
+              "its buffer is back with the server (%llu bytes in flight, %zu kept)",
+              (unsigned long long) tc->conn->bytes_in_flight, s->buffers.n);
+        tc_request(tc, 0, NBDSDK_CMD_READ, 2, 0, LEN, NULL, 0);
+        CHECK(tc->conn->in_flight == 2 && tc->conn->bytes_in_flight == LEN && s->buffers.n == 0,
+              "a READ takes it and holds it while its reply waits (%llu bytes in flight, %zu kept)",
+              (unsigned long long) tc->conn->bytes_in_flight, s->buffers.n);
+        mem_peer_set_write_budget(tc->peer, 0);
+        tc_run(tc);
+        uint8_t h[16];
+        tc_recv(tc, h, sizeof h);
+        CHECK(wire_get32(h + 4) == 0 && wire_get64(h + 8) == 1, "the WRITE's reply");
+        static char got[LEN];
+        CHECK(tc_simple_reply(tc, 2, got, LEN) == 0 && memcmp(got, data, LEN) == 0, "the READ's reply and data");
+        tc_free(tc);
+        nbdsdk_server_unref(s);
+}
+
 TCASE_MAIN(T(small_buffers_are_not_kept), T(take_gives_the_smallest_that_fits), T(bounded_in_bytes_and_number),
-           T(a_closed_connection_leaves_its_buffer_to_the_next))
+           T(a_closed_connection_leaves_its_buffer_to_the_next), T(a_write_gives_its_buffer_back_before_its_reply))

@@ -4,6 +4,7 @@
  * library makes itself where stages, layers or FUA rule zero copy out; and
  * the backends that must be refused. */
 #include <errno.h>
+#include "conn-internal.h"
 #include "fixture.h"
 #include "tcase.h"
 
@@ -74,6 +75,27 @@ static void zero_copy_reads_and_writes_in(tc_mode m) {
         nbdsdk_server_unref(s);
 }
 ALL_MODES(zero_copy_reads_and_writes)
+
+/* Replies sent from the export's memory hold no buffer: a client that
+ * takes none of them still has every READ read (the 4 MiB limit on waiting
+ * replies is for replies that hold buffers). */
+static void zero_copy_replies_do_not_stop_reading(void) {
+        enum { N = 8 };
+        nbdsdk_server *s = mem_server(false);
+        tclient *c = tc_open(s, TC_SIMPLE, false, NULL);
+        mem_peer_set_write_budget(c->peer, 100);
+        for (unsigned i = 0; i < N; i++)
+                tc_request(c, 0, NBDSDK_CMD_READ, i + 1, 0, MEM_SIZE, NULL, 0);
+        CHECK(c->conn->in_flight == N && c->conn->out.bytes > (4u << 20),
+              "all %u READs read, %zu bytes of replies waiting (%u in flight)", N, c->conn->out.bytes,
+              c->conn->in_flight);
+        mem_peer_set_write_budget(c->peer, 0);
+        static uint8_t back[MEM_SIZE];
+        for (unsigned i = 0; i < N; i++)
+                CHECK(tc_simple_reply(c, i + 1, back, sizeof back) == 0, "READ %u answered", i);
+        tc_free(c);
+        nbdsdk_server_unref(s);
+}
 
 /* Zero-copy reads are sparse where the backend's block status says zero (the
  * memory is not scanned): without block status, zeroes are data. */
@@ -216,7 +238,7 @@ static void neither_pread_nor_map_is_refused(void) {
         CHECK(nbdsdk_server_new(&ops, sizeof ops, NULL, &s) == -EINVAL && !s, "a server needs pread or map");
 }
 
-TCASE_MAIN(T(zero_copy_reads_and_writes), T(zero_copy_reads_are_not_sparse),
+TCASE_MAIN(T(zero_copy_reads_and_writes), T(zero_copy_replies_do_not_stop_reading), T(zero_copy_reads_are_not_sparse),
            T(zero_copy_sparse_reads_follow_block_status), T(zero_copy_needs_no_worker), T(fua_writes_go_through_pwrite),
            T(map_alone_serves_fua_writes), T(stages_turn_zero_copy_off), T(map_null_falls_back_to_pread),
            T(map_null_without_pread_refuses_the_export), T(neither_pread_nor_map_is_refused))

@@ -29,8 +29,9 @@ typedef struct {
 void buffer_stash_init(buffer_stash *stash);
 /* Free every buffer kept. */
 void buffer_stash_fini(buffer_stash *stash);
-/* The smallest buffer kept of at least SIZE bytes, taken out of the stash
- * (its size in *RETCAP), or NULL (always for SIZE below STASH_MIN_BUFFER). */
+/* The smallest buffer kept of at least SIZE bytes (of equal ones, the one
+ * given last), taken out of the stash (its size in *RETCAP), or NULL (always
+ * for SIZE below STASH_MIN_BUFFER). */
 void *buffer_stash_take(buffer_stash *stash, size_t size, size_t *retcap);
 /* Keep BUF (CAP bytes, from malloc; NULL is ignored) or free it: small ones,
  * and those over the stash's bounds, are freed. */

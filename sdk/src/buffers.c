@@ -5,6 +5,7 @@
  * bytes; the per-connection request cache (request.c) comes first. */
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include "buffers-internal.h"
 
 void buffer_stash_init(buffer_stash *stash) {
@@ -26,15 +27,18 @@ void *buffer_stash_take(buffer_stash *stash, size_t size, size_t *retcap) {
         if (size < STASH_MIN_BUFFER)
                 return NULL; /* malloc's business, like the small buffers freed */
         pthread_mutex_lock(&stash->lock);
+        /* Newest first: of equal sizes, the one given last, whose pages are
+         * likeliest still in the caches. */
         size_t best = stash->n;
-        for (size_t i = 0; i < stash->n; i++)
+        for (size_t i = stash->n; i-- > 0;)
                 if (stash->v[i].cap >= size && (best == stash->n || stash->v[i].cap < stash->v[best].cap))
                         best = i;
         if (best < stash->n) {
                 buf = stash->v[best].buf;
                 *retcap = stash->v[best].cap;
                 stash->bytes -= stash->v[best].cap;
-                stash->v[best] = stash->v[--stash->n];
+                stash->n--;
+                memmove(&stash->v[best], &stash->v[best + 1], (stash->n - best) * sizeof stash->v[0]);
         }
         pthread_mutex_unlock(&stash->lock);
         return buf;

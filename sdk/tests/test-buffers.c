@@ -53,6 +53,26 @@ static void take_gives_the_smallest_that_fits(void) {
         buffer_stash_fini(&st);
 }
 
+/* A request that gives its buffer back and the next that takes one: the
+ * same buffer, still in the caches, not the one kept longest. */
+static void of_equal_buffers_the_last_given_comes_first(void) {
+        buffer_stash st;
+        buffer_stash_init(&st);
+        void *v[4];
+        for (int i = 0; i < 4; i++)
+                buffer_stash_give(&st, v[i] = malloc(MIB), MIB);
+        size_t cap;
+        CHECK(buffer_stash_take(&st, MIB, &cap) == v[3], "the last given first");
+        CHECK(buffer_stash_take(&st, MIB, &cap) == v[2], "then the one before");
+        buffer_stash_give(&st, v[3], MIB);
+        CHECK(buffer_stash_take(&st, MIB, &cap) == v[3], "a buffer given back comes first again");
+        CHECK(buffer_stash_take(&st, MIB, &cap) == v[1] && buffer_stash_take(&st, MIB, &cap) == v[0],
+              "then the older ones, newest first");
+        for (int i = 0; i < 4; i++)
+                free(v[i]);
+        buffer_stash_fini(&st);
+}
+
 static void bounded_in_bytes_and_number(void) {
         buffer_stash st;
         buffer_stash_init(&st);
@@ -154,5 +174,6 @@ static void a_write_gives_its_buffer_back_before_its_reply(void) {
         nbdsdk_server_unref(s);
 }
 
-TCASE_MAIN(T(small_buffers_are_not_kept), T(take_gives_the_smallest_that_fits), T(bounded_in_bytes_and_number),
+TCASE_MAIN(T(small_buffers_are_not_kept), T(take_gives_the_smallest_that_fits), T(of_equal_buffers_the_last_given_comes_first),
+           T(bounded_in_bytes_and_number),
            T(a_closed_connection_leaves_its_buffer_to_the_next), T(a_write_gives_its_buffer_back_before_its_reply))

@@ -220,51 +220,55 @@ kernel_unread() {
     socket_ends "$1" | awk -v s="$1" '$5 != s { n += $3 } END { print n + 0 }'
 }
 
-# settled DEV: true once DEV has no request in flight, within 15 s.
-settled() {
-    local deadline=$((SECONDS + 15))
-    until [[ $(cat "/sys/block/${1#/dev/}/inflight") =~ ^\ *0\ +0$ ]]; do
-        ((SECONDS < deadline)) || return 1
+# gone PID DEADLINE: true once process PID (a child) has ended, false if it still runs
+# at $SECONDS DEADLINE.
+gone() {
+    while kill -0 "$1" 2>/dev/null; do
+        ((SECONDS < $2)) || return 1
         sleep 0.1
     done
 }
 
-# first_read DEV: open DEV and read its first block, in the background (the kernel reads
-# the partition table on the first open as well).
-first_read() {
-    timeout 15 dd if="$1" of=/dev/null bs=4k count=1 iflag=direct status=none &
+# idle DEV DEADLINE: true once DEV has no request in flight, false if it still has at
+# $SECONDS DEADLINE.
+idle() {
+    until [[ $(cat "/sys/block/${1#/dev/}/inflight") =~ ^\ *0\ +0$ ]]; do
+        ((SECONDS < $2)) || return 1
+        sleep 0.1
+    done
 }
 
-# connect_two: nbd-client -C 2 on /dev/nbd0, then a first read; true once the kernel's
-# first requests are done.  Debian 12's kernel (6.1) with two connections now and then
-# never reads the reply to the device's first request (the partition table read, sent
-# from within nbd-client or at the first open): it waits in the kernel's end of the
-# socket, no receive worker runs, and every later request on the device hangs (seen
-# with qemu-nbd as the server as well).  So both run in the background and get 15 s;
-# if they hang with a reply waiting unread, the device is disconnected (which ends
-# them) and this returns false; if they hang with no reply waiting, the check fails:
-# the server never answered.
+# connect_two: nbd-client -C 2 on /dev/nbd0, then a first read; true once both are done
+# and the device has no request in flight.  Debian 12's kernel (6.1) with two
+# connections now and then never reads the reply to the device's first request (the
+# partition table read, sent from within nbd-client or at the first open): it waits in
+# the kernel's end of the socket, no receive worker runs, and every later request on
+# the device hangs until the request times out (seen with qemu-nbd as the server as
+# well).  The reader then sleeps uninterruptibly, so nothing here waits for it without
+# a deadline: nbd-client and the reader run in the background and get 15 s each; if
+# one hangs with a reply waiting unread, the device is disconnected (which fails the
+# request and ends them) and this returns false; if it hangs with no reply waiting,
+# the check fails: the server never answered.
 connect_two() {
-    local client deadline=$((SECONDS + 15))
+    local client reader
     run nbd-client -unix "$rw_socket" /dev/nbd0 ${export_name:+-N "$export_name"} -t "$timeout_s" -C 2 &
     client=$!
-    while kill -0 "$client" 2>/dev/null && ((SECONDS < deadline)); do
-        sleep 0.1
-    done
-    if ! kill -0 "$client" 2>/dev/null; then
+    if gone "$client" $((SECONDS + 15)); then
         wait "$client" || fail "nbd-client -C 2 failed"
         attached /dev/nbd0 || fail "nbd-client returned, but /dev/nbd0 has no size"
-        first_read /dev/nbd0
-        if settled /dev/nbd0; then
-            wait
-            return 0
+        # Opening the device reads the partition table too.
+        dd if=/dev/nbd0 of=/dev/null bs=4k count=1 iflag=direct status=none &
+        reader=$!
+        if gone "$reader" $((SECONDS + 15)); then
+            wait "$reader" || fail "the first read of /dev/nbd0 failed"
+            idle /dev/nbd0 $((SECONDS + 15)) && return 0
         fi
     fi
     (($(kernel_unread "$rw_socket") >= 16)) ||
         fail "the kernel's first requests still in flight after 15 s, with no reply waiting for it"
     echo "the kernel left a reply unread ($(kernel_unread "$rw_socket") bytes); connecting again" >&2
     detach /dev/nbd0
-    wait || true # nbd-client and the first read, ended by the disconnect
+    wait || true # nbd-client or the reader, ended by the disconnect
     return 1
 }
 

@@ -70,16 +70,27 @@ int request_reserve(nbdsdk_request *req, size_t size) {
         return 0;
 }
 
+/* REQ's buffer goes to the server's stash (which frees what it does not keep). */
+static void give_buffer(nbdsdk_request *req) {
+        buffer_stash_give(&req->conn->server->buffers, req->buf, req->buf_cap);
+        req->buf = NULL;
+        req->buf_cap = 0;
+}
+
 void request_drop_buffer(nbdsdk_request *req) {
         if (req->buf_cap < STASH_MIN_BUFFER)
                 return; /* small: it stays, for the request's next use */
-        nbdsdk_conn *conn = req->conn;
-        buffer_stash_give(&conn->server->buffers, req->buf, req->buf_cap);
-        req->buf = NULL;
-        req->buf_cap = 0;
+        give_buffer(req);
         req->data = NULL;
-        conn->bytes_in_flight -= req->bytes;
+        req->conn->bytes_in_flight -= req->bytes;
         req->bytes = 0;
+}
+
+/* A request that is not kept: its buffer to the stash, the rest freed. */
+static void discard(nbdsdk_request *req) {
+        give_buffer(req);
+        extents_fini(&req->extents);
+        free(req);
 }
 
 void request_free(nbdsdk_request *req) {
@@ -92,22 +103,15 @@ void request_free(nbdsdk_request *req) {
         for (size_t i = 0; i < req->n_contexts; i++)
                 extents_fini(&req->contexts[i]);
         free(req->contexts);
-        buffer_stash *stash = &conn->server->buffers;
-        if (conn->req_cache_bytes + req->buf_cap > REQUEST_CACHE_BYTES) {
-                buffer_stash_give(stash, req->buf, req->buf_cap);
-                req->buf = NULL;
-                req->buf_cap = 0;
-        }
+        if (conn->req_cache_bytes + req->buf_cap > REQUEST_CACHE_BYTES)
+                give_buffer(req);
         if (conn->n_req_cache < REQUEST_CACHE_MAX && !conn_is_closed(conn)) {
                 req->next = conn->req_cache;
                 conn->req_cache = req;
                 conn->n_req_cache++;
                 conn->req_cache_bytes += req->buf_cap;
-        } else {
-                buffer_stash_give(stash, req->buf, req->buf_cap);
-                extents_fini(&req->extents);
-                free(req);
-        }
+        } else
+                discard(req);
         nbdsdk_conn_unref(conn);
 }
 
@@ -115,9 +119,7 @@ void request_cache_clear(nbdsdk_conn *conn) {
         while (conn->req_cache) {
                 nbdsdk_request *req = conn->req_cache;
                 conn->req_cache = req->next;
-                buffer_stash_give(&conn->server->buffers, req->buf, req->buf_cap);
-                extents_fini(&req->extents);
-                free(req);
+                discard(req);
         }
         conn->n_req_cache = 0;
         conn->req_cache_bytes = 0;

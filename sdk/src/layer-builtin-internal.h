@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The built-in layers, each made for an export by its config keys. Nearest
- * the client: stats (it sees what the client sees), then error injection,
- * then copy-on-write right over the backend. */
+ * the client: the request log and stats (they see what the client sees),
+ * then error injection, then copy-on-write right over the backend. */
 #pragma once
 
 #include <stdint.h>
@@ -11,15 +11,22 @@
 int layer_cow_register(nbdsdk_server *server);
 int layer_stats_register(nbdsdk_server *server);
 int layer_error_register(nbdsdk_server *server);
+int layer_log_register(nbdsdk_server *server);
 
 /* layer-wrap.c: a layer that passes every command down, asking BEFORE first
  * (0 to go on, or -errno to fail the command) and telling AFTER the result
- * and the time it took. Its data starts with a wrap_hooks. */
+ * and the time it took. Its data starts with a wrap_hooks; either hook may
+ * be NULL. */
 typedef struct {
-        int (*before)(nbdsdk_request *req, uint16_t command, uint64_t count, uint64_t offset, void *data);
-        void (*after)(uint16_t command, uint64_t count, int result, uint64_t nsec, void *data);
+        int (*before)(nbdsdk_request *req, uint16_t command, uint64_t count, uint64_t offset, uint32_t flags,
+                      void *data);
+        void (*after)(nbdsdk_request *req, uint16_t command, uint64_t count, int result, uint64_t nsec,
+                      void *data);
 } wrap_hooks;
 
+/* The name the built-in layers use for COMMAND ("read", "zero", ...), or
+ * NULL for a command they do not see. */
+const char *wrap_command_name(unsigned command);
 /* A wrapping layer called NAME at PRIORITY, with REPORT and UNLOAD. */
 struct nbdsdk_layer layer_wrap(const char *name, int priority, void (*report)(void *), void (*unload)(void *));
 /* The export's layer made from TEMPLATE, made now with NEW_DATA() if missing.

@@ -44,7 +44,9 @@ static double draw(injector *in) {
         return (double) (x >> 11) / (double) (1ull << 53);
 }
 
-static int error_before(nbdsdk_request *req, uint16_t command, uint64_t count, uint64_t offset, void *data) {
+static int error_before(nbdsdk_request *req, uint16_t command, uint64_t count, uint64_t offset, uint32_t flags,
+                        void *data) {
+        (void) flags;
         injector *in = data;
         if (!(in->commands & NBDSDK_COMMAND_BIT(command)))
                 return 0;
@@ -57,14 +59,6 @@ static int error_before(nbdsdk_request *req, uint16_t command, uint64_t count, u
         return -in->error;
 }
 
-static void error_after(uint16_t command, uint64_t count, int result, uint64_t nsec, void *data) {
-        (void) command;
-        (void) count;
-        (void) result;
-        (void) nsec;
-        (void) data;
-}
-
 static void error_unload(void *data) {
         injector *in = data;
         pthread_mutex_destroy(&in->lock);
@@ -74,7 +68,7 @@ static void error_unload(void *data) {
 static void *error_new(void) {
         injector *in = calloc(1, sizeof *in);
         if (in) {
-                in->hooks = (wrap_hooks) { error_before, error_after };
+                in->hooks = (wrap_hooks) { error_before, NULL };
                 in->error = EIO;
                 for (size_t i = 0; i < sizeof command_names / sizeof *command_names; i++)
                         in->commands |= (uint32_t) NBDSDK_COMMAND_BIT(command_names[i].command);

@@ -26,22 +26,9 @@ typedef struct {
         command_stats cmd[COMMANDS];
 } stats;
 
-static const char *const names[COMMANDS] = {
-        [NBDSDK_CMD_READ] = "read", [NBDSDK_CMD_WRITE] = "write", [NBDSDK_CMD_FLUSH] = "flush",
-        [NBDSDK_CMD_TRIM] = "trim", [NBDSDK_CMD_CACHE] = "cache", [NBDSDK_CMD_WRITE_ZEROES] = "zero",
-        [NBDSDK_CMD_BLOCK_STATUS] = "block-status",
-};
-
-static int stats_before(nbdsdk_request *req, uint16_t command, uint64_t count, uint64_t offset, void *data) {
+static void stats_after(nbdsdk_request *req, uint16_t command, uint64_t count, int result, uint64_t nsec,
+                        void *data) {
         (void) req;
-        (void) command;
-        (void) count;
-        (void) offset;
-        (void) data;
-        return 0;
-}
-
-static void stats_after(uint16_t command, uint64_t count, int result, uint64_t nsec, void *data) {
         stats *s = data;
         unsigned bucket = 0;
         for (uint64_t us = nsec / 1000; us && bucket < BUCKETS - 1; us >>= 1)
@@ -64,17 +51,17 @@ static void write_report(FILE *f, stats *s) {
         fprintf(f, "%-12s %12s %8s %16s %10s %10s\n", "command", "count", "errors", "bytes", "mean-us", "max-us");
         for (unsigned i = 0; i < COMMANDS; i++) {
                 const command_stats *c = &s->cmd[i];
-                if (!names[i] || c->count == 0)
+                if (!wrap_command_name(i) || c->count == 0)
                         continue;
-                fprintf(f, "%-12s %12llu %8llu %16llu %10.1f %10.1f\n", names[i], (unsigned long long) c->count,
+                fprintf(f, "%-12s %12llu %8llu %16llu %10.1f %10.1f\n", wrap_command_name(i), (unsigned long long) c->count,
                         (unsigned long long) c->errors, (unsigned long long) c->bytes,
                         c->nsec_total / 1000.0 / (double) c->count, c->nsec_max / 1000.0);
         }
         for (unsigned i = 0; i < COMMANDS; i++) {
                 const command_stats *c = &s->cmd[i];
-                if (!names[i] || c->count == 0)
+                if (!wrap_command_name(i) || c->count == 0)
                         continue;
-                fprintf(f, "latency %s:", names[i]);
+                fprintf(f, "latency %s:", wrap_command_name(i));
                 for (unsigned b = 0; b < BUCKETS; b++)
                         if (c->hist[b])
                                 fprintf(f, " <%lluus:%llu", 1ull << b, (unsigned long long) c->hist[b]);
@@ -111,7 +98,7 @@ static void stats_unload(void *data) {
 static void *stats_new(void) {
         stats *s = calloc(1, sizeof *s);
         if (s) {
-                s->hooks = (wrap_hooks) { stats_before, stats_after };
+                s->hooks = (wrap_hooks) { NULL, stats_after };
                 pthread_mutex_init(&s->lock, NULL);
         }
         return s;

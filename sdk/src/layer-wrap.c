@@ -1,10 +1,19 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The frame of the statistics and error layers: every command passed down
- * unchanged, with a hook before (which may fail it) and one after. */
+/* The frame of the log, statistics and error layers: every command passed
+ * down unchanged, with a hook before (which may fail it) and one after. */
 #include <errno.h>
 #include <time.h>
 #include "layer-builtin-internal.h"
 #include "layers-internal.h"
+
+const char *wrap_command_name(unsigned command) {
+        static const char *const names[] = {
+                [NBDSDK_CMD_READ] = "read", [NBDSDK_CMD_WRITE] = "write", [NBDSDK_CMD_FLUSH] = "flush",
+                [NBDSDK_CMD_TRIM] = "trim", [NBDSDK_CMD_CACHE] = "cache", [NBDSDK_CMD_WRITE_ZEROES] = "zero",
+                [NBDSDK_CMD_BLOCK_STATUS] = "block-status",
+        };
+        return command < sizeof names / sizeof *names ? names[command] : NULL;
+}
 
 static uint64_t now_ns(void) {
         struct timespec ts;
@@ -13,49 +22,50 @@ static uint64_t now_ns(void) {
 }
 
 /* Run CALL between the hooks. */
-#define WRAP(command, count, offset, call) \
+#define WRAP(command, count, offset, flags, call) \
         do { \
                 const wrap_hooks *h = data; \
                 uint64_t t0 = now_ns(); \
-                int r = h->before(req, (command), (count), (offset), data); \
+                int r = h->before ? h->before(req, (command), (count), (offset), (flags), data) : 0; \
                 if (r == 0) \
                         r = (call); \
-                h->after((command), (count), r, now_ns() - t0, data); \
+                if (h->after) \
+                        h->after(req, (command), (count), r, now_ns() - t0, data); \
                 return r; \
         } while (0)
 
 static int wrap_pread(nbdsdk_request *req, nbdsdk_next *next, void *buf, uint64_t count, uint64_t offset,
                       uint32_t flags, void *data) {
-        WRAP(NBDSDK_CMD_READ, count, offset, nbdsdk_next_pread(next, req, buf, count, offset, flags));
+        WRAP(NBDSDK_CMD_READ, count, offset, flags, nbdsdk_next_pread(next, req, buf, count, offset, flags));
 }
 
 static int wrap_pwrite(nbdsdk_request *req, nbdsdk_next *next, const void *buf, uint64_t count, uint64_t offset,
                        uint32_t flags, void *data) {
-        WRAP(NBDSDK_CMD_WRITE, count, offset, nbdsdk_next_pwrite(next, req, buf, count, offset, flags));
+        WRAP(NBDSDK_CMD_WRITE, count, offset, flags, nbdsdk_next_pwrite(next, req, buf, count, offset, flags));
 }
 
 static int wrap_flush(nbdsdk_request *req, nbdsdk_next *next, uint32_t flags, void *data) {
-        WRAP(NBDSDK_CMD_FLUSH, 0, 0, nbdsdk_next_flush(next, req, flags));
+        WRAP(NBDSDK_CMD_FLUSH, 0, 0, flags, nbdsdk_next_flush(next, req, flags));
 }
 
 static int wrap_trim(nbdsdk_request *req, nbdsdk_next *next, uint64_t count, uint64_t offset, uint32_t flags,
                      void *data) {
-        WRAP(NBDSDK_CMD_TRIM, count, offset, nbdsdk_next_trim(next, req, count, offset, flags));
+        WRAP(NBDSDK_CMD_TRIM, count, offset, flags, nbdsdk_next_trim(next, req, count, offset, flags));
 }
 
 static int wrap_zero(nbdsdk_request *req, nbdsdk_next *next, uint64_t count, uint64_t offset, uint32_t flags,
                      void *data) {
-        WRAP(NBDSDK_CMD_WRITE_ZEROES, count, offset, nbdsdk_next_zero(next, req, count, offset, flags));
+        WRAP(NBDSDK_CMD_WRITE_ZEROES, count, offset, flags, nbdsdk_next_zero(next, req, count, offset, flags));
 }
 
 static int wrap_cache(nbdsdk_request *req, nbdsdk_next *next, uint64_t count, uint64_t offset, uint32_t flags,
                       void *data) {
-        WRAP(NBDSDK_CMD_CACHE, count, offset, nbdsdk_next_cache(next, req, count, offset, flags));
+        WRAP(NBDSDK_CMD_CACHE, count, offset, flags, nbdsdk_next_cache(next, req, count, offset, flags));
 }
 
 static int wrap_block_status(nbdsdk_request *req, nbdsdk_next *next, uint64_t count, uint64_t offset,
                              uint32_t flags, nbdsdk_extents *extents, void *data) {
-        WRAP(NBDSDK_CMD_BLOCK_STATUS, count, offset,
+        WRAP(NBDSDK_CMD_BLOCK_STATUS, count, offset, flags,
              nbdsdk_next_block_status(next, req, count, offset, flags, extents));
 }
 

@@ -23,7 +23,9 @@ void *layer_find_or_add(nbdsdk_export *exp, const struct nbdsdk_layer *tmpl, voi
 }
 
 int layers_register_builtin(nbdsdk_server *server) {
-        int r = layer_stats_register(server);
+        int r = layer_log_register(server);
+        if (r == 0)
+                r = layer_stats_register(server);
         if (r == 0)
                 r = layer_error_register(server);
         if (r == 0)

@@ -32,8 +32,10 @@ typedef struct nbdsdk_next nbdsdk_next;
 #define NBDSDK_IS_ROTATIONAL  9
 
 /* The built-in layers' priorities (struct nbdsdk_layer.priority), for
- * placing a layer among them: statistics nearest the client, then error
- * injection, then copy-on-write right over the backend. */
+ * placing a layer among them: the request log nearest the client, then
+ * statistics, then error injection, then copy-on-write right over the
+ * backend. */
+#define NBDSDK_PRIORITY_LOG    500
 #define NBDSDK_PRIORITY_STATS 1000
 #define NBDSDK_PRIORITY_ERROR 2000
 #define NBDSDK_PRIORITY_COW   3000

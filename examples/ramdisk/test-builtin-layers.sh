@@ -1,8 +1,8 @@
 #!/bin/bash
 # The built-in layers from the command line, with real clients: cow=ram|file
 # (one overlay for every connection; the map shows what was written),
-# stats=FILE (written on SIGUSR1 and at exit), error-rate= (copies fail,
-# metadata still works).
+# stats=FILE (written on SIGUSR1 and at exit), log=FILE (a line as each command
+# starts and ends), error-rate= (copies fail, metadata still works).
 # Usage: test-builtin-layers.sh RAMDISK
 set -euo pipefail
 ramdisk=$1
@@ -72,6 +72,23 @@ nbdsh -u "$uri" -c 'h.pread(100, 0)' -c 'h.zero(8192, 0)'
 stop
 grep -Eq '^read +3 +0 +4708 ' "$tmp/stats" || fail "at exit: reads wrong: $(cat "$tmp/stats")"
 grep -Eq '^zero +1 +0 +8192 ' "$tmp/stats" || fail "at exit: zeroes wrong: $(cat "$tmp/stats")"
+
+# log: each command's two lines, in the file while the server still runs (nbdsh's
+# cookies count from 1); log= sits above error=, so it sees the injected failure.
+serve log 64M "log=$tmp/log" error-rate=1 error-commands=trim
+nbdsh -u "$uri" -c 'h.pwrite(b"\xab" * 4096, 8192, nbd.CMD_FLAG_FUA)' -c 'h.pread(512, 0)' -c '
+try:
+    h.trim(4096, 0)
+except nbd.Error:
+    pass'
+for line in 'cookie 1: write offset=8192 count=4096 flags=fua' 'cookie 1: write done in [0-9.]+ us' \
+        'cookie 2: read offset=0 count=512 flags=-' 'cookie 2: read done in [0-9.]+ us' \
+        'cookie 3: trim offset=0 count=4096 flags=-' \
+        'cookie 3: trim failed in [0-9.]+ us: EIO \(Input/output error\)'; do
+        grep -Eq "^conn 0x[0-9a-f]+ $line\$" "$tmp/log" || fail "log=: no line '$line': $(cat "$tmp/log")"
+done
+[ "$(wc -l <"$tmp/log")" = 6 ] || fail "log=: not two lines per command: $(cat "$tmp/log")"
+stop
 
 # error: every read fails, so copies fail; writes, the size and the map work.
 serve error 64M error-rate=1 error-commands=read

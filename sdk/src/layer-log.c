@@ -46,14 +46,14 @@ static void log_after(nbdsdk_request *req, uint16_t command, uint64_t count, int
                       void *data) {
         (void) count;
         request_log *l = data;
-        const char *name = result < 0 ? strerrorname_np(-result) : NULL;
-        if (result >= 0)
-                fprintf(l->f, "conn %p cookie %llu: %s done in %.1f us\n", (void *) req->conn,
-                        (unsigned long long) req->cookie, wrap_command_name(command), nsec / 1000.0);
-        else
-                fprintf(l->f, "conn %p cookie %llu: %s failed in %.1f us: %s (%s)\n", (void *) req->conn,
-                        (unsigned long long) req->cookie, wrap_command_name(command), nsec / 1000.0,
-                        name ? name : "unknown error", strerror(-result));
+        char why[128] = "";
+        if (result < 0) {
+                const char *name = strerrorname_np(-result);
+                snprintf(why, sizeof why, ": %s (%s)", name ? name : "unknown error", strerror(-result));
+        }
+        fprintf(l->f, "conn %p cookie %llu: %s %s in %.1f us%s\n", (void *) req->conn,
+                (unsigned long long) req->cookie, wrap_command_name(command), result < 0 ? "failed" : "done",
+                nsec / 1000.0, why);
 }
 
 static void log_unload(void *data) {

@@ -279,7 +279,7 @@ guarded() {
 # first_reads: a 4 KiB read from each CPU, so one on each connection: nbd sends a CPU's
 # requests on the connection of its blk-mq queue.  Then the device must go idle.
 first_reads() {
-    local cpu reader readers=()
+    local cpu reader readers=() reads writes
     for cpu in 0 1; do
         taskset -c "$cpu" dd if=/dev/nbd0 of=/dev/null bs=4k skip="$cpu" count=1 iflag=direct status=none &
         readers+=($!)
@@ -287,7 +287,7 @@ first_reads() {
     for reader in "${readers[@]}"; do
         wait "$reader" || fail "a first read of /dev/nbd0 failed"
     done
-    until [[ $(cat /sys/block/nbd0/inflight) =~ ^\ *0\ +0$ ]]; do sleep 0.1; done
+    until read -r reads writes </sys/block/nbd0/inflight && ((reads + writes == 0)); do sleep 0.1; done
 }
 
 # connect_two: nbd-client -C 2 on /dev/nbd0, then first_reads, 15 s each; at most three

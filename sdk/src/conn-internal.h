@@ -23,6 +23,7 @@ typedef enum {
         CONN_OPT_DISCARD,       /* skip an oversized option's data */
         CONN_OPT_DISPATCH,      /* run the option's handler */
         CONN_OPT_WAIT,          /* the handler deferred: wait for its final reply */
+        CONN_TLS_HANDSHAKE,     /* STARTTLS acknowledged: send that, then the TLS handshake */
         CONN_REQ_HEADER,        /* read a request header */
         CONN_REQ_PAYLOAD,       /* read a WRITE (or private) payload */
         CONN_REQ_DISCARD,       /* skip the payload of a refused request */
@@ -33,7 +34,8 @@ typedef enum {
 } conn_state;
 
 typedef enum { PHASE_HANDSHAKE, PHASE_OPTIONS, PHASE_TRANSMISSION, PHASE_CLOSING } conn_phase;
-typedef enum { DIR_NONE, DIR_READ, DIR_WRITE } conn_dir;
+/* DIR_TRANSPORT: whichever way the transport's handshake waits. */
+typedef enum { DIR_NONE, DIR_READ, DIR_WRITE, DIR_TRANSPORT } conn_dir;
 typedef enum { STEP_AGAIN, STEP_BLOCK } conn_step;
 
 typedef struct {
@@ -53,6 +55,7 @@ conn_step state_opt_payload(nbdsdk_conn *conn);
 conn_step state_opt_discard(nbdsdk_conn *conn);
 conn_step state_opt_dispatch(nbdsdk_conn *conn);
 conn_step state_opt_wait(nbdsdk_conn *conn);
+conn_step state_tls_handshake(nbdsdk_conn *conn);
 conn_step state_req_header(nbdsdk_conn *conn);
 conn_step state_req_payload(nbdsdk_conn *conn);
 conn_step state_req_discard(nbdsdk_conn *conn);
@@ -83,6 +86,7 @@ struct nbdsdk_conn {
         uint32_t client_flags;
         bool fixed_newstyle, no_zeroes;
         bool structured, extended;
+        bool tls;                       /* the transport is TLS (its handshake may be under way) */
         uint32_t n_options;
         uint32_t opt, opt_len;
         uint8_t *opt_data;

@@ -11,6 +11,7 @@ const conn_state_info conn_states[_CONN_STATE_MAX] = {
         [CONN_OPT_DISCARD]  = { "OPT_DISCARD",  state_opt_discard,  DIR_READ,  PHASE_OPTIONS },
         [CONN_OPT_DISPATCH] = { "OPT_DISPATCH", state_opt_dispatch, DIR_NONE,  PHASE_OPTIONS },
         [CONN_OPT_WAIT]     = { "OPT_WAIT",     state_opt_wait,     DIR_READ,  PHASE_OPTIONS },
+        [CONN_TLS_HANDSHAKE] = { "TLS_HANDSHAKE", state_tls_handshake, DIR_TRANSPORT, PHASE_OPTIONS },
         [CONN_REQ_HEADER]   = { "REQ_HEADER",   state_req_header,   DIR_READ,  PHASE_TRANSMISSION },
         [CONN_REQ_PAYLOAD]  = { "REQ_PAYLOAD",  state_req_payload,  DIR_READ,  PHASE_TRANSMISSION },
         [CONN_REQ_DISCARD]  = { "REQ_DISCARD",  state_req_discard,  DIR_READ,  PHASE_TRANSMISSION },

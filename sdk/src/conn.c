@@ -194,6 +194,8 @@ uint32_t conn_wanted_events(nbdsdk_conn *conn) {
         if (conn->state == CONN_CLOSED)
                 return 0;
         uint32_t events = 0;
+        if (conn_states[conn->state].dir == DIR_TRANSPORT && conn->tls)
+                events |= transport_tls_wants_write(conn->transport) ? EPOLLOUT : EPOLLIN;
         if (conn_states[conn->state].dir == DIR_READ) {
                 bool full = conn->state == CONN_REQ_HEADER && conn_requests_blocked(conn);
                 if (!full && !conn->hold_until)

@@ -125,6 +125,18 @@ conn_step state_opt_dispatch(nbdsdk_conn *conn) {
                 conn_set_state(conn, CONN_OPT_HEADER);
                 return STEP_AGAIN;
         }
+        if (conn->server->tls_mode == NBDSDK_TLS_REQUIRE && !conn->tls && opt != NBDSDK_OPT_STARTTLS &&
+            opt != NBDSDK_OPT_ABORT) {
+                /* Spec "TLS support", FORCEDTLS: EXPORT_NAME cannot be answered. */
+                if (opt == NBDSDK_OPT_EXPORT_NAME) {
+                        conn_close(conn, "client asked for an export without TLS, which this server requires");
+                        return STEP_AGAIN;
+                }
+                option_reply_error(conn, opt, NBDSDK_REP_ERR_TLS_REQD,
+                                   "this server requires TLS: send NBD_OPT_STARTTLS first");
+                conn_set_state(conn, CONN_OPT_HEADER);
+                return STEP_AGAIN;
+        }
         const option_entry *e = option_registry_find(&conn->server->options, opt);
         if (!e) {
                 option_reply_error(conn, opt, NBDSDK_REP_ERR_UNSUP, "option %u is not supported", opt);
@@ -173,4 +185,42 @@ conn_step state_opt_wait(nbdsdk_conn *conn) {
                 return STEP_AGAIN;
         }
         return input_stalled(conn, r, "while its option was deferred");
+}
+
+/* After STARTTLS's ACK: that goes out in the clear, then the handshake runs
+ * over the socket, and the options go on over TLS. */
+conn_step state_tls_handshake(nbdsdk_conn *conn) {
+        if (!outq_is_empty(&conn->out))
+                return STEP_BLOCK;
+        if (!conn->tls) {
+                /* The client may send nothing between STARTTLS and its TLS
+                 * hello: bytes already read would be taken as coming over TLS. */
+                if (conn->ipos != conn->iend) {
+                        conn_close(conn, "client sent data after NBD_OPT_STARTTLS before its TLS handshake");
+                        return STEP_AGAIN;
+                }
+                nbdsdk_server *s = conn->server;
+                int r = transport_tls_new(conn->transport, s->tls_creds, s->tls_verify_peer, &conn->transport);
+                if (r < 0) {
+                        conn_close(conn, "cannot start TLS: %s", strerror(-r));
+                        return STEP_AGAIN;
+                }
+                conn->tls = true;
+        }
+        const char *why = NULL;
+        int r = transport_tls_handshake(conn->transport, &why);
+        if (r == 0)
+                return STEP_BLOCK;
+        if (r < 0) {
+                conn_close(conn, "TLS handshake failed: %s", why);
+                return STEP_AGAIN;
+        }
+        if (log_is_verbose()) {
+                char desc[256];
+                transport_tls_describe(conn->transport, desc, sizeof desc);
+                const char *user = transport_tls_username(conn->transport);
+                log_debug("conn %p: TLS %s%s%s", (void *) conn, desc, user ? ", PSK user " : "", user ? user : "");
+        }
+        conn_set_state(conn, CONN_OPT_HEADER);
+        return STEP_AGAIN;
 }

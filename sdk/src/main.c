@@ -165,12 +165,14 @@ static char *make_uri(const main_state *m) {
         char *name = uri_escape(default_export_name(m));
         char *uri = NULL, *path = NULL;
         int r = -1;
+        /* nbds: a client must use TLS (its credentials are its own to add). */
+        const char *s = m->server->tls_mode == NBDSDK_TLS_REQUIRE ? "s" : "";
         if (name && ss.ss_family == AF_UNIX && (path = uri_escape(((struct sockaddr_un *) &ss)->sun_path)))
-                r = asprintf(&uri, "nbd+unix:///%s?socket=%s", name, path);
+                r = asprintf(&uri, "nbd%s+unix:///%s?socket=%s", s, name, path);
         else if (name && (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)) {
                 const char *host = m->bind ? m->bind : "localhost";
                 bool v6 = strchr(host, ':') != NULL;
-                r = asprintf(&uri, "nbd://%s%s%s:%d/%s", v6 ? "[" : "", host, v6 ? "]" : "",
+                r = asprintf(&uri, "nbd%s://%s%s%s:%d/%s", s, v6 ? "[" : "", host, v6 ? "]" : "",
                              nbdsdk_server_get_port(m->server), name);
         }
         free(name);

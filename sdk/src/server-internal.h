@@ -11,6 +11,7 @@
 #include "meta-context-internal.h"
 #include "stages-internal.h"
 #include "options-internal.h"
+#include "tls-internal.h"
 #include "transport-internal.h"
 #include "workers-internal.h"
 
@@ -61,6 +62,9 @@ struct nbdsdk_server {
         uint32_t sparse_read_min;  /* 0 = no sparse reads */
         uint32_t batch_wait_usec;  /* 0 = no batching */
         uint32_t poll_usec;        /* 0 = no polling */
+        int tls_mode;              /* enum nbdsdk_tls_mode */
+        bool tls_verify_peer;
+        tls_creds *tls_creds;      /* NULL until certificates or keys are given */
         bool running;            /* settings are frozen */
 
         option_registry options;
@@ -94,6 +98,14 @@ struct nbdsdk_server {
         worker_pool *workers;
         buffer_stash buffers;    /* request buffers between connections */
 };
+
+/* The setters' check: a server, and not running yet. */
+#define CHECK_SETTABLE(s) do { if (!(s)) return -EINVAL; if ((s)->running) return -EBUSY; } while (0)
+
+/* TLS settings (server-tls.c): the config keys, and whether the settings
+ * can serve a handshake (-EINVAL, logged, if not). */
+int server_tls_register(nbdsdk_server *server);
+int server_tls_check(nbdsdk_server *server);
 
 /* Freeze the settings and start what a running server needs (workers).
  * Idempotent. Returns 0 or -errno. */

@@ -49,6 +49,8 @@ int nbdsdk_server_new(const struct nbdsdk_ops *ops, size_t ops_size, void *userd
         if (r == 0)
                 r = layers_register_builtin(s);
         if (r == 0)
+                r = server_tls_register(s);
+        if (r == 0)
                 r = completion_queue_init(&s->completions);
         if (r < 0) {
                 nbdsdk_server_unref(s);
@@ -79,11 +81,10 @@ nbdsdk_server *nbdsdk_server_unref(nbdsdk_server *s) {
         slots_free(s);
         server_free_exports(s);
         buffer_stash_fini(&s->buffers);
+        tls_creds_free(s->tls_creds);
         free(s);
         return NULL;
 }
-
-#define CHECK_SETTABLE(s) do { if (!(s)) return -EINVAL; if ((s)->running) return -EBUSY; } while (0)
 
 static int set_string(char **field, const char *value) {
         char *copy = NULL;
@@ -220,11 +221,14 @@ unsigned nbdsdk_server_get_n_connections(nbdsdk_server *s) {
 int server_start(nbdsdk_server *s) {
         if (s->running)
                 return 0;
+        int r = server_tls_check(s);
+        if (r < 0)
+                return r;
         /* Layers wait for the level below: never on the loop thread. */
         if (s->n_threads == 0 && layers_present(s))
                 s->n_threads = LAYER_THREADS;
         if (s->n_threads > 0) {
-                int r = worker_pool_new(s->n_threads, request_run_on_worker, &s->workers);
+                r = worker_pool_new(s->n_threads, request_run_on_worker, &s->workers);
                 if (r < 0)
                         return r;
         }

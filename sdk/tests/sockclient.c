@@ -45,14 +45,8 @@ uint64_t sc_handshake(int fd) {
 }
 
 void sc_request(int fd, uint16_t type, uint64_t cookie, uint64_t off, uint32_t len) {
-        uint8_t h[28];
-        wire_put32(h, NBDSDK_MAGIC_REQUEST);
-        wire_put16(h + 4, 0);
-        wire_put16(h + 6, type);
-        wire_put64(h + 8, cookie);
-        wire_put64(h + 16, off);
-        wire_put32(h + 24, len);
-        sc_write(fd, h, sizeof h);
+        uint8_t h[32];
+        sc_write(fd, h, tc_encode_request(h, false, 0, type, cookie, off, len));
 }
 
 uint32_t sc_reply(int fd, uint64_t *retcookie) {

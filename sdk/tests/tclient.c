@@ -205,11 +205,10 @@ void tc_go(tclient *tc, const char *name, uint64_t *retsize, uint16_t *retflags)
         CHECK(got_export, "GO sent NBD_INFO_EXPORT before its ACK");
 }
 
-void tc_request(tclient *tc, uint16_t flags, uint16_t type, uint64_t cookie, uint64_t offset,
-                uint64_t length, const void *payload, size_t payload_len) {
-        uint8_t h[32];
+size_t tc_encode_request(uint8_t h[32], bool extended, uint16_t flags, uint16_t type, uint64_t cookie,
+                         uint64_t offset, uint64_t length) {
         size_t n;
-        if (tc->extended) {
+        if (extended) {
                 wire_put32(h, NBDSDK_MAGIC_EXT_REQUEST);
                 wire_put64(h + 24, length);
                 n = 32;
@@ -222,6 +221,13 @@ void tc_request(tclient *tc, uint16_t flags, uint16_t type, uint64_t cookie, uin
         wire_put16(h + 6, type);
         wire_put64(h + 8, cookie);
         wire_put64(h + 16, offset);
+        return n;
+}
+
+void tc_request(tclient *tc, uint16_t flags, uint16_t type, uint64_t cookie, uint64_t offset,
+                uint64_t length, const void *payload, size_t payload_len) {
+        uint8_t h[32];
+        size_t n = tc_encode_request(h, tc->extended, flags, type, cookie, offset, length);
         CHECK(mem_peer_send(tc->peer, h, n) == 0, "queueing");
         if (payload_len)
                 CHECK(mem_peer_send(tc->peer, payload, payload_len) == 0, "queueing");

@@ -58,6 +58,9 @@ void tc_set_meta_context(tclient *tc, const char *export, const char *query);
 void tc_go(tclient *tc, const char *name, uint64_t *retsize, uint16_t *retflags);
 
 /* Transmission. */
+/* A request header for TYPE in H (extended or not); returns its length. */
+size_t tc_encode_request(uint8_t h[32], bool extended, uint16_t flags, uint16_t type, uint64_t cookie,
+                         uint64_t offset, uint64_t length);
 void tc_request(tclient *tc, uint16_t flags, uint16_t type, uint64_t cookie, uint64_t offset,
                 uint64_t length, const void *payload, size_t payload_len);
 /* A simple reply: returns the error; DATA (may be NULL) receives DATALEN bytes. */

@@ -20,6 +20,7 @@
 #include <nbdsdk/nbdsdk-stage.h>
 #include <nbdsdk/nbdsdk-layer.h>
 #include <nbdsdk/nbdsdk-poll.h>
+#include <nbdsdk/nbdsdk-tls.h>
 
 #define NBDSDK_VERSION_MAJOR 0
 #define NBDSDK_VERSION_MINOR 1

@@ -1,7 +1,7 @@
 # Sourced by the examples' command-line tests: a temporary directory (made from
 # the template in $tmp_template, default /tmp/nbdsdk-test.XXXXXX) removed at exit,
 # the background servers listed in pids stopped at exit, fail(), t(),
-# wait_exit() and check_notify().
+# wait_exit(), check_notify() and make_pki().
 tmp=$(mktemp -d "${tmp_template:-/tmp/nbdsdk-test.XXXXXX}")
 pids=()
 cleanup() {
@@ -58,4 +58,26 @@ PY
 	grep -q "STOPPING=1" "$out" || fail "$1 sent no STOPPING=1: $(cat "$out")"
 	pings=$(grep -c "WATCHDOG=1" "$out" || true)
 	[ "$pings" -ge 4 ] || fail "$1 sent $pings WATCHDOG=1 in 1 s with a 0.2 s watchdog, not at least 4"
+}
+
+# make_pki DIR: a test X.509 authority (DIR/ca-key.pem, DIR/ca-cert.pem), a
+# server certificate for localhost (DIR/server-{key,cert}.pem) and a client
+# one (DIR/client-{key,cert}.pem), valid for 2 days, made with certtool.
+make_pki() {
+	local dir=$1 name
+	mkdir -p "$dir"
+	certtool --generate-privkey --outfile "$dir/ca-key.pem" 2>/dev/null
+	printf '%s\n' "cn = nbdsdk test CA" ca cert_signing_key "expiration_days = 2" >"$dir/ca.info"
+	certtool --generate-self-signed --load-privkey "$dir/ca-key.pem" --template "$dir/ca.info" \
+		--outfile "$dir/ca-cert.pem" 2>/dev/null
+	printf '%s\n' "cn = localhost" "dns_name = localhost" tls_www_server encryption_key signing_key \
+		"expiration_days = 2" >"$dir/server.info"
+	printf '%s\n' "cn = nbdsdk test client" tls_www_client encryption_key signing_key \
+		"expiration_days = 2" >"$dir/client.info"
+	for name in server client; do
+		certtool --generate-privkey --outfile "$dir/$name-key.pem" 2>/dev/null
+		certtool --generate-certificate --load-ca-certificate "$dir/ca-cert.pem" \
+			--load-ca-privkey "$dir/ca-key.pem" --load-privkey "$dir/$name-key.pem" \
+			--template "$dir/$name.info" --outfile "$dir/$name-cert.pem" 2>/dev/null
+	done
 }

@@ -21,6 +21,12 @@ static const char usage[] =
         "      --fork               run in the background once listening\n"
         "      --pid-file=PATH      write the server's process ID to PATH\n"
         "  -v, --verbose            print debugging messages\n"
+        "      --object=tls-creds-x509,id=ID,dir=DIR,endpoint=server[,verify-peer=on|off]\n"
+        "      --object=tls-creds-psk,id=ID,dir=DIR,endpoint=server\n"
+        "                           TLS credentials: DIR's server-cert.pem, server-key.pem\n"
+        "                           and ca-cert.pem (clients need certificates unless\n"
+        "                           verify-peer=off), or DIR/keys.psk (psktool's format)\n"
+        "      --tls-creds=ID       require TLS with the credentials of object ID\n"
         "\n"
         "Image:\n"
         "  -f, --format=FORMAT      image format; only 'raw' is supported\n"
@@ -37,7 +43,7 @@ static const char usage[] =
         "  -V, --version            show the version\n"
         "Systemd socket activation (one socket, LISTEN_FDS=1) replaces -p, -b and -k.\n";
 
-enum { OPT_FORK = 256, OPT_PID_FILE, OPT_CACHE, OPT_DISCARD, OPT_DETECT_ZEROES };
+enum { OPT_FORK = 256, OPT_PID_FILE, OPT_CACHE, OPT_DISCARD, OPT_DETECT_ZEROES, OPT_OBJECT, OPT_TLS_CREDS };
 
 static const struct option options[] = {
         { "port", required_argument, NULL, 'p' },
@@ -58,6 +64,8 @@ static const struct option options[] = {
         { "discard", required_argument, NULL, OPT_DISCARD },
         { "detect-zeroes", required_argument, NULL, OPT_DETECT_ZEROES },
         { "threads", required_argument, NULL, 'T' },
+        { "object", required_argument, NULL, OPT_OBJECT },
+        { "tls-creds", required_argument, NULL, OPT_TLS_CREDS },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { 0 },
@@ -81,6 +89,70 @@ static int parse_number(const char *text, unsigned long min, unsigned long max, 
                 return -1;
         *ret = v;
         return 0;
+}
+
+/* A qemu on/off value, as qemu spells them. */
+static int parse_bool(const char *text, bool *ret) {
+        static const char *const words[] = { "off", "on", "no", "yes", "false", "true", NULL };
+        int i = lookup(text, words);
+        if (i < 0)
+                return -1;
+        *ret = i % 2;
+        return 0;
+}
+
+/* One property of --object: KEY=VALUE into O; ENDPOINT is set by endpoint=server. */
+static int object_property(struct ql_tls_creds *o, char *prop, bool *endpoint) {
+        char *eq = strchr(prop, '=');
+        if (!eq)
+                return ql_error("--object: '%s' is not key=value", prop);
+        *eq = 0;
+        const char *value = eq + 1;
+        char **field = strcmp(prop, "id") == 0 ? &o->id : strcmp(prop, "dir") == 0 ? &o->dir : NULL;
+        if (field) {
+                free(*field);
+                return (*field = strdup(value)) ? 0 : ql_error("out of memory");
+        }
+        if (strcmp(prop, "endpoint") == 0) {
+                if (strcmp(value, "server") != 0)
+                        return ql_error("--object: qemu-like needs TLS credentials with endpoint=server, not '%s'", value);
+                *endpoint = true;
+                return 0;
+        }
+        if (strcmp(prop, "verify-peer") == 0 && !o->psk)
+                return parse_bool(value, &o->verify_peer) == 0 ? 0
+                                                                 : ql_error("--object: invalid verify-peer '%s' (on or off)", value);
+        return ql_error("--object: unknown property '%s' for %s", prop, o->psk ? "tls-creds-psk" : "tls-creds-x509");
+}
+
+/* --object TYPE,id=ID,dir=DIR,endpoint=server[,verify-peer=on|off]. */
+static int parse_object(const char *arg, struct ql_config *cf) {
+        if (cf->n_objects == QL_MAX_OBJECTS)
+                return ql_error("--object: at most %d objects", QL_MAX_OBJECTS);
+        char *text = strdup(arg), *save = NULL;
+        if (!text)
+                return ql_error("out of memory");
+        struct ql_tls_creds *o = &cf->objects[cf->n_objects++];
+        *o = (struct ql_tls_creds) { .verify_peer = true };
+        const char *type = strtok_r(text, ",", &save);
+        int r = 0;
+        if (type && strcmp(type, "tls-creds-psk") == 0)
+                o->psk = true;
+        else if (!type || strcmp(type, "tls-creds-x509") != 0)
+                r = ql_error("--object: unsupported type '%s' (qemu-like knows tls-creds-x509 and tls-creds-psk)",
+                             type ? type : "");
+        bool endpoint = false;
+        for (char *prop; r == 0 && (prop = strtok_r(NULL, ",", &save));)
+                r = object_property(o, prop, &endpoint);
+        if (r == 0 && (!o->id || !o->dir))
+                r = ql_error("--object %s needs id= and dir=", type);
+        if (r == 0 && !endpoint)
+                r = ql_error("--object %s: qemu-like needs TLS credentials with endpoint=server", o->id);
+        for (unsigned i = 0; r == 0 && i + 1 < cf->n_objects; i++)
+                if (strcmp(cf->objects[i].id, o->id) == 0)
+                        r = ql_error("--object: id '%s' is used twice", o->id);
+        free(text);
+        return r;
 }
 
 static int parse_option(int c, const char *arg, struct ql_config *cf) {
@@ -138,6 +210,8 @@ static int parse_option(int c, const char *arg, struct ql_config *cf) {
                         return ql_error("invalid --threads value '%s' (expected 1 to 1024)", arg);
                 cf->threads = (unsigned) n;
                 return 0;
+        case OPT_OBJECT: return parse_object(arg, cf);
+        case OPT_TLS_CREDS: cf->tls_creds_id = arg; return 0;
         default:
                 /* getopt_long printed what was wrong. */
                 return 1;
@@ -169,5 +243,17 @@ int cli_parse(int argc, char **argv, struct ql_config *cf) {
                 return ql_error("-k/--socket cannot be combined with -p/--port or -b/--bind");
         if (cf->detect_zeroes == QL_DETECT_UNMAP && !cf->discard_unmap)
                 return ql_error("--detect-zeroes=unmap needs --discard=unmap");
+        for (unsigned i = 0; cf->tls_creds_id && !cf->tls && i < cf->n_objects; i++)
+                if (strcmp(cf->objects[i].id, cf->tls_creds_id) == 0)
+                        cf->tls = &cf->objects[i];
+        if (cf->tls_creds_id && !cf->tls)
+                return ql_error("--tls-creds: no --object has id '%s'", cf->tls_creds_id);
         return 0;
+}
+
+void cli_free(struct ql_config *cf) {
+        for (unsigned i = 0; i < cf->n_objects; i++) {
+                free(cf->objects[i].id);
+                free(cf->objects[i].dir);
+        }
 }

@@ -2,6 +2,7 @@
  * line, built on nbdsdk's lower-level API: the server, its listeners and an
  * sd-event loop, driven here rather than by nbdsdk_main().
  * Run: qemu-like -k /tmp/disk.sock -t disk.img   (see --help and qemu-like(8)) */
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,6 +25,21 @@ struct ql_state {
         bool stopping;
 };
 
+/* --tls-creds: TLS required, with the object's credentials (their files'
+ * problems are logged by nbdsdk as it reads them). */
+static int configure_tls(nbdsdk_server *srv, const struct ql_tls_creds *o) {
+        int r = nbdsdk_server_set_tls(srv, NBDSDK_TLS_REQUIRE);
+        if (r < 0)
+                return ql_error("--tls-creds: %s", r == -ENOTSUP ? "this nbdsdk has no TLS" : strerror(-r));
+        char path[4096];
+        if (o->psk && (size_t) snprintf(path, sizeof path, "%s/keys.psk", o->dir) >= sizeof path)
+                return ql_error("--object %s: dir too long", o->id);
+        r = o->psk ? nbdsdk_server_set_tls_psk_file(srv, path) : nbdsdk_server_set_tls_certificates(srv, o->dir);
+        if (r == 0 && !o->psk)
+                r = nbdsdk_server_set_tls_verify_peer(srv, o->verify_peer);
+        return r < 0 ? ql_error("--object %s: unusable TLS credentials in %s: %s", o->id, o->dir, strerror(-r)) : 0;
+}
+
 static int configure(struct ql_state *s) {
         const struct ql_config *cf = &s->cf;
         nbdsdk_server *srv = s->server;
@@ -37,6 +53,8 @@ static int configure(struct ql_state *s) {
         nbdsdk_server_set_inline_first(srv, true);
         nbdsdk_server_set_verbose(srv, cf->verbose);
         nbdsdk_server_set_max_connections(srv, cf->shared);
+        if (cf->tls && (r = configure_tls(srv, cf->tls)) != 0)
+                return r;
         /* -r -s: nothing is written, so there is nothing to keep away from the image. */
         return cf->snapshot && !cf->read_only ? snapshot_setup(srv, cf->file, &s->img) : 0;
 }
@@ -162,33 +180,39 @@ static int run(struct ql_state *s) {
         return r < 0 ? ql_error("event loop failed: %s", strerror(-r)) : 0;
 }
 
+static int serve(struct ql_state *s) {
+        signal(SIGPIPE, SIG_IGN);
+        int status = image_open(&s->cf, &s->img);
+        if (status != 0)
+                return status;
+        s->img.multi_conn = s->cf.shared != 1;
+        int r = nbdsdk_server_new(&ql_ops, sizeof ql_ops, &s->img, &s->server);
+        if (r < 0)
+                return ql_error("cannot create the server: %s", strerror(-r));
+        r = nbdsdk_server_set_connection_callbacks(s->server, NULL, on_closed, s);
+        status = r < 0 ? ql_error("cannot set connection callbacks: %s", strerror(-r)) : configure(s);
+        if (status == 0)
+                status = listen_all(s);
+        if (status == 0 && s->cf.fork)
+                status = daemonize(s);
+        if (status == 0)
+                status = write_pid_file(s);
+        if (status == 0)
+                status = run(s);
+        /* Dropping the server closes the listeners and removes the Unix socket. */
+        nbdsdk_server_unref(s->server);
+        sd_event_unref(s->event);
+        if (s->pid_written)
+                unlink(s->cf.pid_file);
+        image_close(&s->img);
+        return status;
+}
+
 int main(int argc, char **argv) {
         struct ql_state s = { .ready_fd = -1 };
         int status = cli_parse(argc, argv, &s.cf);
-        if (status != 0)
-                return status < 0 ? 0 : status;
-        signal(SIGPIPE, SIG_IGN);
-        if ((status = image_open(&s.cf, &s.img)) != 0)
-                return status;
-        s.img.multi_conn = s.cf.shared != 1;
-        int r = nbdsdk_server_new(&ql_ops, sizeof ql_ops, &s.img, &s.server);
-        if (r < 0)
-                return ql_error("cannot create the server: %s", strerror(-r));
-        r = nbdsdk_server_set_connection_callbacks(s.server, NULL, on_closed, &s);
-        status = r < 0 ? ql_error("cannot set connection callbacks: %s", strerror(-r)) : configure(&s);
         if (status == 0)
-                status = listen_all(&s);
-        if (status == 0 && s.cf.fork)
-                status = daemonize(&s);
-        if (status == 0)
-                status = write_pid_file(&s);
-        if (status == 0)
-                status = run(&s);
-        /* Dropping the server closes the listeners and removes the Unix socket. */
-        nbdsdk_server_unref(s.server);
-        sd_event_unref(s.event);
-        if (s.pid_written)
-                unlink(s.cf.pid_file);
-        image_close(&s.img);
-        return status;
+                status = serve(&s);
+        cli_free(&s.cf);
+        return status < 0 ? 0 : status;
 }

@@ -14,6 +14,15 @@ enum ql_cache { QL_CACHE_WRITEBACK, QL_CACHE_WRITETHROUGH, QL_CACHE_NONE, QL_CAC
 enum ql_detect_zeroes { QL_DETECT_OFF, QL_DETECT_ON, QL_DETECT_UNMAP };
 
 /* The command line (cli.c). */
+/* --object tls-creds-x509 or tls-creds-psk (qemu's TLS credentials). */
+struct ql_tls_creds {
+        bool psk;                /* tls-creds-psk: DIR/keys.psk; else X.509 files in DIR */
+        char *id, *dir;
+        bool verify_peer;        /* X.509: client certificates required (qemu's default) */
+};
+
+#define QL_MAX_OBJECTS 8
+
 struct ql_config {
         const char *file;
         const char *port;        /* NULL: not given (10809 when listening on TCP) */
@@ -28,11 +37,17 @@ struct ql_config {
         enum ql_cache cache;
         enum ql_detect_zeroes detect_zeroes;
         bool read_only, snapshot, persistent, fork, verbose, discard_unmap;
+        struct ql_tls_creds objects[QL_MAX_OBJECTS];
+        unsigned n_objects;
+        const char *tls_creds_id;          /* --tls-creds */
+        const struct ql_tls_creds *tls;    /* its object: TLS required */
 };
 
 /* Parse argv into CONFIG. Returns 0 to go on, 1 after a one-line error, and
  * -1 after --help or --version (exit 0). */
 int cli_parse(int argc, char **argv, struct ql_config *config);
+/* Free what cli_parse allocated. */
+void cli_free(struct ql_config *config);
 
 /* --snapshot with reflinks (snapshot.c). */
 struct ql_snapshot {

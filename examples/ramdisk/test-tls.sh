@@ -22,22 +22,8 @@ source "$(dirname "$0")/../test-lib.bash"
 psktool -u alice -p "$tmp/keys.psk" >/dev/null
 psktool -u alice -p "$tmp/wrong.psk" >/dev/null
 pki=$tmp/pki nocert=$tmp/no-client-cert
-mkdir "$pki" "$nocert"
-certify() { # certify NAME TEMPLATE-LINES...: NAME-key.pem and NAME-cert.pem signed by the CA
-        local name=$1
-        shift
-        printf '%s\n' "$@" "expiration_days = 2" >"$pki/$name.info"
-        certtool --generate-privkey --outfile "$pki/$name-key.pem" 2>/dev/null
-        certtool --generate-certificate --load-ca-certificate "$pki/ca-cert.pem" \
-                --load-ca-privkey "$pki/ca-key.pem" --load-privkey "$pki/$name-key.pem" \
-                --template "$pki/$name.info" --outfile "$pki/$name-cert.pem" 2>/dev/null
-}
-certtool --generate-privkey --outfile "$pki/ca-key.pem" 2>/dev/null
-printf '%s\n' "cn = nbdsdk test CA" ca cert_signing_key "expiration_days = 2" >"$pki/ca.info"
-certtool --generate-self-signed --load-privkey "$pki/ca-key.pem" --template "$pki/ca.info" \
-        --outfile "$pki/ca-cert.pem" 2>/dev/null
-certify server "cn = localhost" "dns_name = localhost" tls_www_server encryption_key signing_key
-certify client "cn = nbdsdk test client" tls_www_client encryption_key signing_key
+make_pki "$pki"
+mkdir "$nocert"
 cp "$pki/ca-cert.pem" "$nocert/"
 
 # serve NAME ARGS...: a ramdisk in the background on $tmp/NAME.sock, its

@@ -58,6 +58,22 @@ out=$(t "$ramdisk" --config "$tmp/first.conf" -U "$tmp/cli.sock" size=2M \
 json=$(t "$ramdisk" --config "$tmp/first.conf" -r --run 'nbdinfo --json "nbd+unix:///small?socket=$unixsocket"')
 grep -q '"is_read_only": true' <<<"$json" || fail "-r does not make every export read-only"
 
+# The server-wide TLS keys in [general] (when nbdsdk has TLS): clients must use TLS.
+if "$ramdisk" --help | grep -q '^  tls='; then
+        echo "alice:00112233445566778899aabbccddeeff" >"$tmp/keys.psk"
+        printf '[general]\ntls = require\ntls-psk = %s\n[export]\nsize = 1M\n' "$tmp/keys.psk" >"$tmp/tls.conf"
+        out=$(t "$ramdisk" --config "$tmp/tls.conf" -U - --run '
+                echo "$uri"
+                nbdinfo --size "nbds+unix://alice@/?socket=$unixsocket&tls-psk-file='"$tmp/keys.psk"'"
+                nbdinfo --size "nbd+unix:///?socket=$unixsocket" 2>/dev/null || echo refused') ||
+                fail "[general] TLS keys: $out"
+        [[ $out == nbds+unix:///\?socket=*$'\n'1048576$'\n'refused ]] ||
+                fail "[general] tls=require: a TLS client served, a plain one refused, an nbds URI: $out"
+        printf '[general]\ntls = maybe\n' >"$tmp/tls-bad.conf"
+        err=$(t "$ramdisk" -f -U "$tmp/never.sock" --config "$tmp/tls-bad.conf" 2>&1) && fail "tls = maybe was accepted"
+        grep -qF "$tmp/tls-bad.conf:2: key tls: invalid value 'maybe'" <<<"$err" || fail "tls = maybe: $err"
+fi
+
 # config_complete runs for every export, with that export's settings.
 printf '[export a]\nsize=1M\n[export b]\ndescription=no size\n' >"$tmp/nosize.conf"
 err=$(t "$ramdisk" -f -U "$tmp/never.sock" --config "$tmp/nosize.conf" 2>&1) && fail "export b without a size was served"

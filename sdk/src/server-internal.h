@@ -106,6 +106,9 @@ struct nbdsdk_server {
  * can serve a handshake (-EINVAL, logged, if not). */
 int server_tls_register(nbdsdk_server *server);
 int server_tls_check(nbdsdk_server *server);
+/* Whether KEY is one of those config keys (server-wide, whatever export
+ * they are given for). */
+bool server_tls_is_key(const char *key);
 
 /* Freeze the settings and start what a running server needs (workers).
  * Idempotent. Returns 0 or -errno. */

@@ -73,19 +73,27 @@ static int tls_config(nbdsdk_export *exp, const char *key, const char *value, vo
         return nbdsdk_server_set_tls(s, (int) i);
 }
 
+static const struct {
+        const char *key, *help;
+} keys[] = {
+        { "tls", "tls=off|on|require   TLS: refused (default), offered, or required" },
+        { "tls-certificates", "tls-certificates=DIR   X.509: server-cert.pem, server-key.pem [, ca-cert.pem, ca-crl.pem]" },
+        { "tls-psk", "tls-psk=FILE   pre-shared keys, a username:hexkey line per client" },
+        { "tls-verify-peer", "tls-verify-peer=true   require a client certificate signed by ca-cert.pem" },
+};
+
 int server_tls_register(nbdsdk_server *s) {
-        static const struct {
-                const char *key, *help;
-        } keys[] = {
-                { "tls", "tls=off|on|require   TLS: refused (default), offered, or required" },
-                { "tls-certificates", "tls-certificates=DIR   X.509: server-cert.pem, server-key.pem [, ca-cert.pem, ca-crl.pem]" },
-                { "tls-psk", "tls-psk=FILE   pre-shared keys, a username:hexkey line per client" },
-                { "tls-verify-peer", "tls-verify-peer=true   require a client certificate signed by ca-cert.pem" },
-        };
         for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
                 int r = nbdsdk_server_add_config_key(s, keys[i].key, keys[i].help, tls_config, NULL, NULL);
                 if (r < 0)
                         return r;
         }
         return 0;
+}
+
+bool server_tls_is_key(const char *key) {
+        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+                if (strcmp(keys[i].key, key) == 0)
+                        return true;
+        return false;
 }

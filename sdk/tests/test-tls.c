@@ -7,6 +7,7 @@
  * its TLS. */
 #include <gnutls/gnutls.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 #include "tcase.h"
 #include "fixture.h"
@@ -263,6 +264,19 @@ static void wrong_key_fails_the_handshake(void) {
         close_disk();
 }
 
+static void stalled_handshake_times_out(void) {
+        tls_server(NBDSDK_TLS_REQUIRE);
+        CHECK(nbdsdk_server_set_timeouts(server, 1, 0) == 0, "a 1 s handshake timeout");
+        tc = tc_connect_fixed(server);
+        tc_option_expect(tc, NBDSDK_OPT_STARTTLS, NULL, 0, NBDSDK_REP_ACK);
+        tc_run(tc);
+        CHECK(!tc_closed(tc), "the server waits for the TLS hello");
+        nanosleep(&(struct timespec) { 1, 200 * 1000 * 1000 }, NULL);
+        tc_run(tc);
+        CHECK(tc_closed(tc), "a client that never starts its TLS handshake is dropped at the handshake timeout");
+        close_disk();
+}
+
 static void cleanup(void) {
         unlink(psk_path);
 }
@@ -272,6 +286,7 @@ int main(int argc, char **argv) {
                 T(settings_are_checked), T(require_refuses_options_before_starttls),
                 T(require_closes_on_export_name), T(data_before_the_tls_hello_closes),
                 T(psk_session_carries_options_and_data), T(wrong_key_fails_the_handshake),
+                T(stalled_handshake_times_out),
         };
         write_psk_file();
         atexit(cleanup);

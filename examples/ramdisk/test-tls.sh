@@ -105,6 +105,22 @@ out=$(nbdsh_tls "nbds+unix://alice@/?socket=$sock&tls-psk-file=$tmp/keys.psk" 'p
 [ "$out" = True ] || fail "tls=on, a client with TLS: $out"
 stop
 
+# --- tls=on with a TLS-only export (tls-only=true in its section) ---
+printf '%s\n' "[general]" "tls = on" "tls-psk = $tmp/keys.psk" "[export public]" "size = 1M" \
+        "[export secret]" "size = 2M" "tls-only = true" >"$tmp/selective.conf"
+serve selective --config "$tmp/selective.conf"
+plain=$(t nbdinfo --list "nbd+unix:///?socket=$sock") || fail "nbdinfo --list without TLS: $plain"
+grep -q 'export="public"' <<<"$plain" && ! grep -q 'secret' <<<"$plain" ||
+        fail "LIST without TLS must show public and hide secret: $plain"
+if msg=$(t nbdinfo --size "nbd+unix:///secret?socket=$sock" 2>&1); then
+        fail "the TLS-only export was served without TLS: $msg"
+fi
+[ "$(t nbdinfo --size "nbd+unix:///public?socket=$sock")" = 1048576 ] || fail "public export without TLS"
+secure="nbds+unix://alice@/secret?socket=$sock&tls-psk-file=$tmp/keys.psk"
+[ "$(t nbdinfo --size "$secure")" = 2097152 ] || fail "the TLS-only export over TLS"
+t nbdinfo --list "$secure" | grep -q 'export="secret"' || fail "LIST over TLS does not show the TLS-only export"
+stop
+
 # With tls=require, the URI given to --run says TLS (nbds).
 out=$(t "$ramdisk" -U - 16M tls=require "tls-psk=$tmp/keys.psk" --run 'echo "$uri"') || fail "--run: $out"
 [[ $out == nbds+unix:///\?socket=* ]] || fail "tls=require, --run's \$uri: $out"

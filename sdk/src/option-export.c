@@ -31,6 +31,12 @@ int option_export_name(nbdsdk_conn *conn, uint32_t option, const uint8_t *data, 
         char *name = strndup((const char *) data, len);
         if (!name)
                 return -ENOMEM;
+        const nbdsdk_export *x = server_find_export(conn->server, name);
+        if (x && server_tls_hides(conn, x)) {
+                conn_close(conn, "client asked for export \"%s\" without TLS, which it requires", name);
+                free(name);
+                return 0;
+        }
         const char *msg;
         int r = export_open(conn, name, &msg);
         if (r < 0) {
@@ -81,9 +87,16 @@ int option_info_go(nbdsdk_conn *conn, uint32_t option, const uint8_t *data, size
                 }
         }
         const char *msg;
+        const nbdsdk_export *x = server_find_export(conn->server, name);
+        if (x && server_tls_hides(conn, x)) {
+                r = option_reply_error(conn, option, NBDSDK_REP_ERR_TLS_REQD,
+                                       "export \"%s\" is served over TLS only: send NBD_OPT_STARTTLS first", name);
+                free(name);
+                return r;
+        }
         r = export_open(conn, name, &msg);
         /* -ENOENT may also come from the backend's or a layer's open. */
-        if (r == -ENOENT && !server_find_export(conn->server, name))
+        if (r == -ENOENT && !x)
                 r = option_reply_error(conn, option, NBDSDK_REP_ERR_UNKNOWN, "no export named \"%s\"", name);
         else if (r < 0)
                 r = option_reply_error(conn, option, NBDSDK_REP_ERR_UNKNOWN, "cannot open export \"%s\": %s (%s)",

@@ -16,6 +16,8 @@ int option_list(nbdsdk_conn *conn, uint32_t option, const uint8_t *data, size_t 
         nbdsdk_server *s = conn->server;
         for (size_t i = 0; i < s->n_exports; i++) {
                 const nbdsdk_export *x = s->exports[i];
+                if (server_tls_hides(conn, x))
+                        continue; /* spec: MAY be hidden before TLS */
                 size_t nl = strlen(x->name), dl = x->description ? strlen(x->description) : 0;
                 uint8_t *buf = malloc(4 + nl + dl);
                 if (!buf)

@@ -21,6 +21,7 @@ struct nbdsdk_export {
         char *name;
         char *description;
         bool read_only;
+        bool tls_only;           /* hidden from, and refused to, clients without TLS */
         void *userdata;          /* handed to the backend's callbacks for this export */
         struct layer_entry_s *layers; /* by priority, nearest the client first */
         size_t n_layers;
@@ -106,9 +107,10 @@ struct nbdsdk_server {
  * can serve a handshake (-EINVAL, logged, if not). */
 int server_tls_register(nbdsdk_server *server);
 int server_tls_check(nbdsdk_server *server);
-/* Whether KEY is one of those config keys (server-wide, whatever export
- * they are given for). */
+/* Whether KEY is one of the server-wide TLS config keys. */
 bool server_tls_is_key(const char *key);
+/* Whether CONN may not see or open EXP: a TLS-only export, no TLS. */
+bool server_tls_hides(const nbdsdk_conn *conn, const nbdsdk_export *exp);
 
 /* Freeze the settings and start what a running server needs (workers).
  * Idempotent. Returns 0 or -errno. */

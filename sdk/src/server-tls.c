@@ -3,6 +3,7 @@
  * and what a connection asks about its TLS. */
 #include <errno.h>
 #include <string.h>
+#include "config-file-internal.h"
 #include "conn-internal.h"
 #include "log-internal.h"
 #include "server-internal.h"
@@ -33,8 +34,20 @@ int nbdsdk_server_set_tls_verify_peer(nbdsdk_server *s, bool verify) {
         return 0;
 }
 
+int nbdsdk_export_set_tls_only(nbdsdk_export *exp, bool tls_only) {
+        if (!exp)
+                return -EINVAL;
+        CHECK_SETTABLE(exp->server);
+        exp->tls_only = tls_only;
+        return 0;
+}
+
 int server_tls_check(nbdsdk_server *s) {
         const char *why;
+        for (size_t i = 0; s->tls_mode == NBDSDK_TLS_OFF && i < s->n_exports; i++)
+                if (s->exports[i]->tls_only)
+                        return nbdsdk_error(-EINVAL, "export \"%s\" is TLS-only, but TLS is off",
+                                            s->exports[i]->name);
         if (s->tls_mode == NBDSDK_TLS_OFF || tls_creds_usable(s->tls_creds, s->tls_verify_peer, &why))
                 return 0;
         return nbdsdk_error(-EINVAL, "tls=%s: %s", s->tls_mode == NBDSDK_TLS_ON ? "on" : "require", why);
@@ -42,6 +55,10 @@ int server_tls_check(nbdsdk_server *s) {
 
 bool nbdsdk_conn_is_tls(nbdsdk_conn *conn) {
         return conn && conn->tls && conn->state != CONN_TLS_HANDSHAKE && conn->state != CONN_CLOSED;
+}
+
+bool server_tls_hides(const nbdsdk_conn *conn, const nbdsdk_export *exp) {
+        return exp->tls_only && !conn->tls;
 }
 
 const char *nbdsdk_conn_get_tls_username(nbdsdk_conn *conn) {
@@ -60,15 +77,16 @@ static int tls_config(nbdsdk_export *exp, const char *key, const char *value, vo
                 r = nbdsdk_server_set_tls_psk_file(s, value);
         if (r <= 0) /* a missing file is a bad value: -ENOENT would say "no such key" */
                 return r == -ENOENT ? -EINVAL : r;
-        static const char *const words[] = { "off", "on", "require", "false", "true" };
+        if (strcmp(key, "tls-verify-peer") == 0) {
+                int on = config_file_parse_switch(value);
+                return on < 0 ? nbdsdk_error(-EINVAL, "%s=%s: expected true or false", key, value)
+                              : nbdsdk_server_set_tls_verify_peer(s, on);
+        }
+        static const char *const modes[] = { "off", "on", "require" };
         size_t i = 0;
-        while (i < sizeof words / sizeof words[0] && strcmp(value, words[i]) != 0)
+        while (i < sizeof modes / sizeof modes[0] && strcmp(value, modes[i]) != 0)
                 i++;
-        if (strcmp(key, "tls-verify-peer") == 0)
-                return i == 1 || i == 4 ? nbdsdk_server_set_tls_verify_peer(s, true)
-                       : i == 0 || i == 3 ? nbdsdk_server_set_tls_verify_peer(s, false)
-                                          : nbdsdk_error(-EINVAL, "tls-verify-peer=%s: expected true or false", value);
-        if (i > NBDSDK_TLS_REQUIRE)
+        if (i == sizeof modes / sizeof modes[0])
                 return nbdsdk_error(-EINVAL, "tls=%s: expected off, on or require", value);
         return nbdsdk_server_set_tls(s, (int) i);
 }
@@ -82,13 +100,22 @@ static const struct {
         { "tls-verify-peer", "tls-verify-peer=true   require a client certificate signed by ca-cert.pem" },
 };
 
+/* tls-only=true|false: this export's, unlike the keys above. */
+static int tls_only_config(nbdsdk_export *exp, const char *key, const char *value, void *userdata) {
+        (void) userdata;
+        int on = config_file_parse_switch(value);
+        return on < 0 ? nbdsdk_error(-EINVAL, "%s=%s: expected true or false", key, value)
+                      : nbdsdk_export_set_tls_only(exp, on);
+}
+
 int server_tls_register(nbdsdk_server *s) {
         for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
                 int r = nbdsdk_server_add_config_key(s, keys[i].key, keys[i].help, tls_config, NULL, NULL);
                 if (r < 0)
                         return r;
         }
-        return 0;
+        return nbdsdk_server_add_config_key(s, "tls-only", "tls-only=true   with tls=on: this export only over TLS",
+                                            tls_only_config, NULL, NULL);
 }
 
 bool server_tls_is_key(const char *key) {

@@ -176,8 +176,9 @@ static void client_recv(void *buf, size_t len) {
         CHECK(done == len, "expected %zu bytes over TLS, got %zu", len, done);
 }
 
-/* An option over TLS and its final reply's type (earlier replies skipped). */
-static uint32_t client_option(uint32_t option, const void *data, uint32_t len) {
+/* An option over TLS and its final reply's type; the NBD_REP_SERVER replies
+ * before it are counted in *N_SERVER unless NULL, INFO ones skipped. */
+static uint32_t client_option(uint32_t option, const void *data, uint32_t len, unsigned *n_server) {
         uint8_t h[16];
         wire_put64(h, NBDSDK_MAGIC_OPTS);
         wire_put32(h + 8, option);
@@ -193,7 +194,9 @@ static uint32_t client_option(uint32_t option, const void *data, uint32_t len) {
                 uint8_t *skip = malloc(n + 1);
                 client_recv(skip, n);
                 free(skip);
-                if (type != NBDSDK_REP_INFO)
+                if (type == NBDSDK_REP_SERVER && n_server)
+                        ++*n_server;
+                if (type != NBDSDK_REP_INFO && type != NBDSDK_REP_SERVER)
                         return type;
         }
 }
@@ -224,9 +227,9 @@ static void psk_session_carries_options_and_data(void) {
         CHECK(nbdsdk_conn_is_tls(tc->conn), "the connection says it is TLS");
         const char *user = nbdsdk_conn_get_tls_username(tc->conn);
         CHECK(user && strcmp(user, "alice") == 0, "the PSK username is alice, got %s", user ? user : "NULL");
-        CHECK(client_option(NBDSDK_OPT_STARTTLS, NULL, 0) == NBDSDK_REP_ERR_INVALID, "a second STARTTLS is invalid");
+        CHECK(client_option(NBDSDK_OPT_STARTTLS, NULL, 0, NULL) == NBDSDK_REP_ERR_INVALID, "a second STARTTLS is invalid");
         static const uint8_t go[6] = { 0 };
-        CHECK(client_option(NBDSDK_OPT_GO, go, sizeof go) == NBDSDK_REP_ACK, "GO over TLS");
+        CHECK(client_option(NBDSDK_OPT_GO, go, sizeof go, NULL) == NBDSDK_REP_ACK, "GO over TLS");
         /* The client's side takes 3000 bytes at a time: sends block mid-record. */
         mem_peer_set_write_budget(tc->peer, 3000);
         enum { LEN = 256 * 1024 };
@@ -277,6 +280,74 @@ static void stalled_handshake_times_out(void) {
         close_disk();
 }
 
+/* The data of INFO or GO for NAME, without information requests. */
+static uint32_t name_option(const char *name, uint8_t *buf) {
+        size_t n = strlen(name);
+        wire_put32(buf, (uint32_t) n);
+        memcpy(buf + 4, name, n);
+        wire_put16(buf + 4 + n, 0);
+        return (uint32_t) (n + 6);
+}
+
+/* SELECTIVETLS: the default export TLS-only, "public" not. */
+static void tls_only_export_needs_tls(void) {
+        tls_server(NBDSDK_TLS_ON);
+        CHECK(nbdsdk_server_config(server, "tls-only", "maybe") == -EINVAL, "tls-only=maybe");
+        CHECK(nbdsdk_server_config(server, "tls-only", "true") == 0, "tls-only=true");
+        CHECK(nbdsdk_server_add_export(server, "public", td, NULL) == 0, "a second export");
+        tc = tc_connect_fixed(server);
+        tc_send_option(tc, NBDSDK_OPT_LIST, NULL, 0);
+        tc_replies list;
+        tc_option_replies(tc, NBDSDK_OPT_LIST, &list);
+        CHECK(list.n == 2 && list.type[0] == NBDSDK_REP_SERVER && wire_get32(list.data[0]) == 6 &&
+                      memcmp(list.data[0] + 4, "public", 6) == 0 && list.type[1] == NBDSDK_REP_ACK,
+              "LIST without TLS shows only the export that does not need it");
+        tc_replies_free(&list);
+        uint8_t buf[32];
+        for (uint32_t option = NBDSDK_OPT_INFO; option <= NBDSDK_OPT_GO; option++) {
+                tc_send_option(tc, option, buf, name_option("", buf));
+                uint8_t *msg;
+                uint32_t type = tc_option_reply(tc, option, &msg, NULL);
+                CHECK(type == NBDSDK_REP_ERR_TLS_REQD && strstr((char *) msg, "TLS only"),
+                      "option %u for the TLS-only export without TLS: ERR_TLS_REQD, got 0x%x (%s)", option, type,
+                      (char *) msg);
+                free(msg);
+        }
+        tc_send_option(tc, NBDSDK_OPT_INFO, buf, name_option("public", buf));
+        tc_replies info;
+        tc_option_replies(tc, NBDSDK_OPT_INFO, &info);
+        CHECK(info.n >= 2 && info.type[info.n - 1] == NBDSDK_REP_ACK, "INFO for the other export without TLS");
+        tc_replies_free(&info);
+        tc_option_expect(tc, NBDSDK_OPT_STARTTLS, NULL, 0, NBDSDK_REP_ACK);
+        int r = client_handshake(key_hex);
+        CHECK(r == 0, "PSK handshake: %s", gnutls_strerror(r));
+        unsigned n_server = 0;
+        CHECK(client_option(NBDSDK_OPT_LIST, NULL, 0, &n_server) == NBDSDK_REP_ACK && n_server == 2,
+              "LIST over TLS shows both exports (%u)", n_server);
+        CHECK(client_option(NBDSDK_OPT_GO, buf, name_option("", buf), NULL) == NBDSDK_REP_ACK,
+              "GO for the TLS-only export over TLS");
+        client_end();
+        close_disk();
+        /* EXPORT_NAME cannot be refused with a reply. */
+        tls_server(NBDSDK_TLS_ON);
+        CHECK(nbdsdk_export_set_tls_only(nbdsdk_server_get_export(server, NULL), true) == 0, "TLS-only");
+        tc = tc_connect_fixed(server);
+        tc_send_option(tc, NBDSDK_OPT_EXPORT_NAME, NULL, 0);
+        CHECK(tc_closed(tc), "EXPORT_NAME for the TLS-only export without TLS: the server hangs up");
+        close_disk();
+}
+
+static void tls_only_export_needs_tls_on(void) {
+        disk_setup();
+        CHECK(nbdsdk_export_set_tls_only(nbdsdk_server_get_export(server, NULL), true) == 0, "TLS-only");
+        transport *t;
+        mem_peer *peer;
+        CHECK(transport_mem_new(&t, &peer) == 0, "in-memory transport");
+        CHECK(server_serve_transport(server, t, 0, NULL) == -EINVAL, "a TLS-only export with TLS off");
+        mem_peer_free(peer);
+        disk_teardown();
+}
+
 static void cleanup(void) {
         unlink(psk_path);
 }
@@ -286,7 +357,7 @@ int main(int argc, char **argv) {
                 T(settings_are_checked), T(require_refuses_options_before_starttls),
                 T(require_closes_on_export_name), T(data_before_the_tls_hello_closes),
                 T(psk_session_carries_options_and_data), T(wrong_key_fails_the_handshake),
-                T(stalled_handshake_times_out),
+                T(stalled_handshake_times_out), T(tls_only_export_needs_tls), T(tls_only_export_needs_tls_on),
         };
         write_psk_file();
         atexit(cleanup);

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <nbdsdk/nbdsdk-server.h>
+#include <nbdsdk/nbdsdk-export.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -44,6 +45,13 @@ int nbdsdk_server_set_tls_psk_file(nbdsdk_server *server, const char *path);
  * (needs that file by the time the server starts). Default off. Returns 0,
  * -EINVAL, -EBUSY. */
 int nbdsdk_server_set_tls_verify_peer(nbdsdk_server *server, bool verify);
+
+/* In NBDSDK_TLS_ON mode: EXP is served over TLS only. A client without TLS
+ * gets NBD_REP_ERR_TLS_REQD for NBD_OPT_INFO and NBD_OPT_GO on it (its
+ * NBD_OPT_EXPORT_NAME closes the connection), and NBD_OPT_LIST does not show
+ * it. Default false. With TLS off the server then fails to start (-EINVAL).
+ * Returns 0, -EINVAL (NULL), -EBUSY (the server runs). */
+int nbdsdk_export_set_tls_only(nbdsdk_export *exp, bool tls_only);
 
 /* Whether CONN's negotiation continued over TLS (after a successful
  * NBD_OPT_STARTTLS): in NBDSDK_TLS_ON mode a backend may use it to refuse an

@@ -85,7 +85,7 @@ for line in 'cookie 1: write offset=8192 count=4096 flags=fua' 'cookie 1: write 
         'cookie 2: read offset=0 count=512 flags=-' 'cookie 2: read done in [0-9.]+ us' \
         'cookie 3: trim offset=0 count=4096 flags=-' \
         'cookie 3: trim failed in [0-9.]+ us: EIO \(Input/output error\)'; do
-        grep -Eq "^conn 0x[0-9a-f]+ $line\$" "$tmp/log" || fail "log=: no line '$line': $(cat "$tmp/log")"
+        grep -Eq "^conn [0-9]+ $line\$" "$tmp/log" || fail "log=: no line '$line': $(cat "$tmp/log")"
 done
 [ "$(wc -l <"$tmp/log")" = 6 ] || fail "log=: not two lines per command: $(cat "$tmp/log")"
 stop

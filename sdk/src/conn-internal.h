@@ -69,6 +69,7 @@ conn_step state_closed(nbdsdk_conn *conn);
 struct nbdsdk_conn {
         atomic_uint n_ref;              /* an option handler's thread may hold one */
         nbdsdk_server *server;
+        uint64_t id;                    /* 1, 2, ... in the server's order: what logs call it */
         nbdsdk_conn *prev, *next;       /* the server's list */
         transport *transport;
         conn_state state;

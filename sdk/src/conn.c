@@ -42,6 +42,7 @@ int conn_new(nbdsdk_server *server, transport *t, unsigned flags, nbdsdk_conn **
         conn->n_ref = 1;
         option_replies_init(&conn->replies);
         conn->server = nbdsdk_server_ref(server);
+        conn->id = ++server->conns_made;
         conn->transport = t;
         conn->state = CONN_GREETING;
         conn->deadline = deadline_after(server->handshake_timeout_sec);
@@ -92,7 +93,7 @@ void conn_set_state(nbdsdk_conn *conn, conn_state state) {
         if (conn->state == state || conn->state == CONN_CLOSED)
                 return;
         if (conn_states[conn->state].phase != PHASE_TRANSMISSION || conn_states[state].phase != PHASE_TRANSMISSION)
-                log_debug("conn %p: %s -> %s", (void *) conn, conn_states[conn->state].name,
+                log_debug("conn %llu: %s -> %s", (unsigned long long) conn->id, conn_states[conn->state].name,
                           conn_states[state].name);
         conn->state = state;
 }
@@ -142,14 +143,14 @@ void conn_close(nbdsdk_conn *conn, const char *format, ...) {
         va_start(ap, format);
         vsnprintf(reason, sizeof reason, format, ap);
         va_end(ap);
-        log_error("closing connection: %s", reason);
+        log_error("closing connection %llu: %s", (unsigned long long) conn->id, reason);
         conn_shut(conn);
 }
 
 void conn_end(nbdsdk_conn *conn, const char *why) {
         if (conn->state == CONN_CLOSED)
                 return;
-        log_debug("conn %p: %s", (void *) conn, why);
+        log_debug("conn %llu: %s", (unsigned long long) conn->id, why);
         conn_shut(conn);
 }
 
@@ -258,7 +259,7 @@ static void log_verdict(const nbdsdk_conn *conn) {
         char text[256];
         batch_verdict_describe(&conn->batch.last, conn->server->batch_wait_usec, conn->server->poll_usec, text,
                                sizeof text);
-        log_debug("conn %p: batching trial: %s", (const void *) conn, text);
+        log_debug("conn %llu: batching trial: %s", (unsigned long long) conn->id, text);
 }
 
 /* After a run (batch.c), on sd-event loops (a timer ends a hold) and only
@@ -352,6 +353,10 @@ int nbdsdk_conn_get_write_fd(nbdsdk_conn *conn) {
         if (conn->state == CONN_CLOSED)
                 return -ECONNRESET;
         return conn->transport->ops->get_write_fd(conn->transport);
+}
+
+uint64_t nbdsdk_conn_get_id(nbdsdk_conn *conn) {
+        return conn ? conn->id : 0;
 }
 
 uint32_t nbdsdk_conn_get_events(nbdsdk_conn *conn) {

@@ -143,7 +143,8 @@ conn_step state_opt_dispatch(nbdsdk_conn *conn) {
                 conn_set_state(conn, CONN_OPT_HEADER);
                 return STEP_AGAIN;
         }
-        log_debug("conn %p: option %s (%u), %u bytes", (void *) conn, e->name, opt, conn->opt_len);
+        log_debug("conn %llu: option %s (%u), %u bytes", (unsigned long long) conn->id, e->name, opt,
+                  conn->opt_len);
         /* The handler runs in OPT_DISPATCH (where replies may be sent) and
          * moves on to OPT_HEADER unless it chose another state, or deferred. */
         conn->opt_answered = false;
@@ -157,7 +158,7 @@ conn_step state_opt_dispatch(nbdsdk_conn *conn) {
                 return STEP_AGAIN;
         }
         if (option_replies_take(conn, r == NBDSDK_DEFER)) {
-                log_debug("conn %p: option %s deferred", (void *) conn, e->name);
+                log_debug("conn %llu: option %s deferred", (unsigned long long) conn->id, e->name);
                 conn_set_state(conn, CONN_OPT_WAIT);
                 return STEP_AGAIN;
         }
@@ -219,7 +220,8 @@ conn_step state_tls_handshake(nbdsdk_conn *conn) {
                 char desc[256];
                 transport_tls_describe(conn->transport, desc, sizeof desc);
                 const char *user = transport_tls_username(conn->transport);
-                log_debug("conn %p: TLS %s%s%s", (void *) conn, desc, user ? ", PSK user " : "", user ? user : "");
+                log_debug("conn %llu: TLS %s%s%s", (unsigned long long) conn->id, desc, user ? ", PSK user " : "",
+                          user ? user : "");
         }
         conn_set_state(conn, CONN_OPT_HEADER);
         return STEP_AGAIN;

@@ -36,9 +36,10 @@ static int log_before(nbdsdk_request *req, uint16_t command, uint64_t count, uin
                       void *data) {
         request_log *l = data;
         char buf[64];
-        fprintf(l->f, "conn %p cookie %llu: %s offset=%llu count=%llu flags=%s\n", (void *) req->conn,
-                (unsigned long long) req->cookie, wrap_command_name(command), (unsigned long long) offset,
-                (unsigned long long) count, flag_names(flags, buf, sizeof buf));
+        fprintf(l->f, "conn %llu cookie %llu: %s offset=%llu count=%llu flags=%s\n",
+                (unsigned long long) nbdsdk_conn_get_id(req->conn), (unsigned long long) req->cookie,
+                wrap_command_name(command), (unsigned long long) offset, (unsigned long long) count,
+                flag_names(flags, buf, sizeof buf));
         return 0;
 }
 
@@ -51,9 +52,9 @@ static void log_after(nbdsdk_request *req, uint16_t command, uint64_t count, int
                 const char *name = strerrorname_np(-result);
                 snprintf(why, sizeof why, ": %s (%s)", name ? name : "unknown error", strerror(-result));
         }
-        fprintf(l->f, "conn %p cookie %llu: %s %s in %.1f us%s\n", (void *) req->conn,
-                (unsigned long long) req->cookie, wrap_command_name(command), result < 0 ? "failed" : "done",
-                nsec / 1000.0, why);
+        fprintf(l->f, "conn %llu cookie %llu: %s %s in %.1f us%s\n",
+                (unsigned long long) nbdsdk_conn_get_id(req->conn), (unsigned long long) req->cookie,
+                wrap_command_name(command), result < 0 ? "failed" : "done", nsec / 1000.0, why);
 }
 
 static void log_unload(void *data) {

@@ -101,7 +101,7 @@ int layers_open(nbdsdk_conn *conn, const export_state *backend, const char **ret
                 for (unsigned i = conn->top; i < conn->bottom; i++)
                         snprintf(names + strlen(names), sizeof names - strlen(names), "%s, ",
                                  conn->levels[i].layer->layer.name);
-                log_debug("conn %p: layers %sbackend", (void *) conn, names);
+                log_debug("conn %llu: layers %sbackend", (unsigned long long) conn->id, names);
         }
         return 0;
 }

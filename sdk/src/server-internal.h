@@ -88,6 +88,7 @@ struct nbdsdk_server {
 
         nbdsdk_conn *conns;      /* doubly linked through conn->prev/next */
         unsigned n_conns;
+        uint64_t conns_made;     /* ever: the last connection's id */
         unsigned max_conns;      /* 0 = unlimited */
         void (*conn_opened)(nbdsdk_conn *conn, void *userdata);
         void (*conn_closed)(nbdsdk_conn *conn, void *userdata);

@@ -99,7 +99,7 @@ int stage_chain_compile(nbdsdk_conn *conn) {
                                      i ? "" : point_names[p], i ? "" : ": "),
                         t += sprintf(t, "%s", c->v[p][i]->st.name);
         if (c->text[0])
-                log_debug("conn %p: stages %s", (void *) conn, c->text);
+                log_debug("conn %llu: stages %s", (unsigned long long) conn->id, c->text);
         return 0;
 }
 

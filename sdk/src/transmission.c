@@ -36,7 +36,7 @@ conn_step state_req_header(nbdsdk_conn *conn) {
                 if (r == -EPIPE && conn->ipos == conn->iend) {
                         conn_set_state(conn, CONN_DRAIN);
                         conn->disc = true;
-                        log_debug("conn %p: client closed without NBD_CMD_DISC", (void *) conn);
+                        log_debug("conn %llu: client closed without NBD_CMD_DISC", (unsigned long long) conn->id);
                 } else
                         conn_close(conn, "client disconnected in the middle of a request header");
                 return STEP_AGAIN;

@@ -134,6 +134,21 @@ static void non_fixed_client_may_only_send_export_name(void) {
         disk_teardown();
 }
 
+static void connections_are_numbered(void) {
+        disk_setup();
+        tclient *a = tc_connect(server), *b = tc_connect(server);
+        CHECK(nbdsdk_conn_get_id(a->conn) == 1 && nbdsdk_conn_get_id(b->conn) == 2,
+              "the server's first connections are 1 and 2, got %llu and %llu",
+              (unsigned long long) nbdsdk_conn_get_id(a->conn), (unsigned long long) nbdsdk_conn_get_id(b->conn));
+        tc_free(a);
+        tclient *c = tc_connect(server);
+        CHECK(nbdsdk_conn_get_id(c->conn) == 3, "numbers are not reused");
+        CHECK(nbdsdk_conn_get_id(NULL) == 0, "NULL has 0");
+        tc_free(b);
+        tc_free(c);
+        disk_teardown();
+}
+
 static void handshake_timeout_closes(void) {
         disk_setup();
         CHECK(nbdsdk_server_set_timeouts(server, 1, 0) == 0, "timeouts");
@@ -155,4 +170,4 @@ TCASE_MAIN(T(greeting_is_fixed_newstyle), T(unknown_client_flags_drop_the_connec
            T(client_vanishing_mid_option_closes_cleanly), T(abort_gets_ack_then_close),
            T(export_name_enters_transmission_without_zeroes), T(export_name_sends_zeroes_without_no_zeroes),
            T(export_name_unknown_drops_the_connection), T(non_fixed_client_may_only_send_export_name),
-           T(handshake_timeout_closes))
+           T(handshake_timeout_closes), T(connections_are_numbered))

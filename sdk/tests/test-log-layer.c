@@ -27,14 +27,14 @@ static void read_log(const char *path) {
         fclose(f);
 }
 
-/* The line after "conn PTR cookie COOKIE: " that begins with START. */
+/* The line after "conn ID cookie COOKIE: " that begins with START, ID being
+ * the test connection's. */
 static const char *find(unsigned long long cookie, const char *start) {
         for (unsigned i = 0; i < n_lines; i++) {
-                unsigned long long c;
+                unsigned long long c, id;
                 int used = 0;
-                void *conn;
-                if (sscanf(lines[i], "conn %p cookie %llu: %n", &conn, &c, &used) == 2 && used && c == cookie &&
-                    strncmp(lines[i] + used, start, strlen(start)) == 0)
+                if (sscanf(lines[i], "conn %llu cookie %llu: %n", &id, &c, &used) == 2 && used && c == cookie &&
+                    id == nbdsdk_conn_get_id(tc->conn) && strncmp(lines[i] + used, start, strlen(start)) == 0)
                         return lines[i] + used;
         }
         return NULL;

@@ -25,6 +25,9 @@ void nbdsdk_conn_set_handle(nbdsdk_conn *conn, void *handle);
 void *nbdsdk_conn_get_handle(nbdsdk_conn *conn);
 /* Name of the connection's current state, e.g. "OPT_HEADER" (for debugging). */
 const char *nbdsdk_conn_get_state_name(nbdsdk_conn *conn);
+/* The connection's number, 1 for the server's first, as the library's log
+ * messages name it ("conn 3: ..."); 0 for NULL. */
+uint64_t nbdsdk_conn_get_id(nbdsdk_conn *conn);
 
 /* Readiness API, for a host that polls the connection's fd itself instead of
  * attaching the server to sd-event: poll get_fd() for get_events() (EPOLLIN,

@@ -31,8 +31,8 @@ static void config_key_slot_remove(nbdsdk_slot *slot) {
         slot_array_remove(s->config_keys, &s->n_config_keys, sizeof *k, k);
 }
 
-int nbdsdk_server_add_config_key(nbdsdk_server *s, const char *key, const char *help,
-                                 nbdsdk_config_handler handler, void *userdata, nbdsdk_slot **retslot) {
+static int add_key(nbdsdk_server *s, const char *key, const char *help, nbdsdk_config_handler handler,
+                   void *userdata, bool server_wide, nbdsdk_slot **retslot) {
         if (!s || !key || !handler || !valid_key(key))
                 return -EINVAL;
         if (s->running)
@@ -48,7 +48,7 @@ int nbdsdk_server_add_config_key(nbdsdk_server *s, const char *key, const char *
         s->config_keys = v;
         config_key *k = &v[s->n_config_keys];
         *k = (config_key) { .key = strdup(key), .help = help ? strdup(help) : NULL, .handler = handler,
-                            .userdata = userdata };
+                            .userdata = userdata, .server_wide = server_wide };
         if (!k->key || (help && !k->help)) {
                 free(k->key);
                 free(k->help);
@@ -57,6 +57,21 @@ int nbdsdk_server_add_config_key(nbdsdk_server *s, const char *key, const char *
         s->n_config_keys++;
         /* The slot names the key by the registry's own copy. */
         return slot_commit(slot, 0, 0, k->key, retslot);
+}
+
+int nbdsdk_server_add_config_key(nbdsdk_server *s, const char *key, const char *help,
+                                 nbdsdk_config_handler handler, void *userdata, nbdsdk_slot **retslot) {
+        return add_key(s, key, help, handler, userdata, false, retslot);
+}
+
+int config_key_add_server_wide(nbdsdk_server *s, const char *key, const char *help,
+                               nbdsdk_config_handler handler) {
+        return add_key(s, key, help, handler, NULL, true, NULL);
+}
+
+bool config_key_is_server_wide(nbdsdk_server *s, const char *key) {
+        const config_key *k = find_key(s, key);
+        return k && k->server_wide;
 }
 
 int nbdsdk_export_config(nbdsdk_export *exp, const char *key, const char *value) {

@@ -382,14 +382,15 @@ static size_t option_index(int c) {
 
 /* A [general] key is the long option of its name, unless the command line
  * gave that option: the command line wins. Switches take true or false.
- * The server-wide settings of the library (TLS) are [general] keys too. */
+ * The library's server-wide keys (TLS) are [general] keys too. */
 static int apply_general(const char *key, const char *value, const char **retwhy, void *userdata) {
         main_state *m = userdata;
         size_t k = 0, n = sizeof general_keys / sizeof general_keys[0];
         while (k < n && strcmp(general_keys[k], key) != 0)
                 k++;
         if (k == n)
-                return server_tls_is_key(key) ? nbdsdk_server_config(m->server, key, value) : -ENOENT;
+                return config_key_is_server_wide(m->server, key) ? nbdsdk_server_config(m->server, key, value)
+                                                                 : -ENOENT;
         const struct option *o = long_options;
         while (strcmp(o->name, key) != 0)
                 o++;

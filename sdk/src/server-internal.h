@@ -33,6 +33,7 @@ typedef struct {
         char *help;
         nbdsdk_config_handler handler;
         void *userdata;
+        bool server_wide;        /* configures the server, whichever export it is given for */
 } config_key;
 
 typedef struct {
@@ -108,8 +109,6 @@ struct nbdsdk_server {
  * can serve a handshake (-EINVAL, logged, if not). */
 int server_tls_register(nbdsdk_server *server);
 int server_tls_check(nbdsdk_server *server);
-/* Whether KEY is one of the server-wide TLS config keys. */
-bool server_tls_is_key(const char *key);
 /* Whether CONN may not see or open EXP: a TLS-only export, no TLS. */
 bool server_tls_hides(const nbdsdk_conn *conn, const nbdsdk_export *exp);
 
@@ -117,6 +116,12 @@ bool server_tls_hides(const nbdsdk_conn *conn, const nbdsdk_export *exp);
  * Idempotent. Returns 0 or -errno. */
 int server_start(nbdsdk_server *server);
 void config_keys_fini(nbdsdk_server *server);
+/* The library's own server-wide keys (TLS): registered like an extension's,
+ * and also accepted where settings of the whole server go (nbdsdk_main's
+ * [general]). */
+int config_key_add_server_wide(nbdsdk_server *server, const char *key, const char *help,
+                               nbdsdk_config_handler handler);
+bool config_key_is_server_wide(nbdsdk_server *server, const char *key);
 /* Close every connection, stop the workers, and drop what they finished. */
 void server_stop(nbdsdk_server *server);
 /* The registered namespace NAME (LEN bytes, no colon), or NULL. */

@@ -65,43 +65,43 @@ const char *nbdsdk_conn_get_tls_username(nbdsdk_conn *conn) {
         return nbdsdk_conn_is_tls(conn) ? transport_tls_username(conn->transport) : NULL;
 }
 
-/* The config keys: server-wide, whichever export section they are in. */
+/* The config keys. A missing file is a bad value there: -ENOENT would say
+ * "no such key". */
 
-static int tls_config(nbdsdk_export *exp, const char *key, const char *value, void *userdata) {
-        (void) userdata;
-        nbdsdk_server *s = nbdsdk_export_get_server(exp);
-        int r = 1;
-        if (strcmp(key, "tls-certificates") == 0)
-                r = nbdsdk_server_set_tls_certificates(s, value);
-        else if (strcmp(key, "tls-psk") == 0)
-                r = nbdsdk_server_set_tls_psk_file(s, value);
-        if (r <= 0) /* a missing file is a bad value: -ENOENT would say "no such key" */
-                return r == -ENOENT ? -EINVAL : r;
-        if (strcmp(key, "tls-verify-peer") == 0) {
-                int on = config_file_parse_switch(value);
-                return on < 0 ? nbdsdk_error(-EINVAL, "%s=%s: expected true or false", key, value)
-                              : nbdsdk_server_set_tls_verify_peer(s, on);
-        }
-        static const char *const modes[] = { "off", "on", "require" };
-        size_t i = 0;
-        while (i < sizeof modes / sizeof modes[0] && strcmp(value, modes[i]) != 0)
-                i++;
-        if (i == sizeof modes / sizeof modes[0])
-                return nbdsdk_error(-EINVAL, "tls=%s: expected off, on or require", value);
-        return nbdsdk_server_set_tls(s, (int) i);
+static int file_result(int r) {
+        return r == -ENOENT ? -EINVAL : r;
 }
 
-static const struct {
-        const char *key, *help;
-} keys[] = {
-        { "tls", "tls=off|on|require   TLS: refused (default), offered, or required" },
-        { "tls-certificates", "tls-certificates=DIR   X.509: server-cert.pem, server-key.pem [, ca-cert.pem, ca-crl.pem]" },
-        { "tls-psk", "tls-psk=FILE   pre-shared keys, a username:hexkey line per client" },
-        { "tls-verify-peer", "tls-verify-peer=true   require a client certificate signed by ca-cert.pem" },
-};
+static int tls_key(nbdsdk_export *exp, const char *key, const char *value, void *userdata) {
+        (void) userdata;
+        static const char *const modes[] = { "off", "on", "require" };
+        for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
+                if (strcmp(value, modes[i]) == 0)
+                        return nbdsdk_server_set_tls(nbdsdk_export_get_server(exp), (int) i);
+        return nbdsdk_error(-EINVAL, "%s=%s: expected off, on or require", key, value);
+}
 
-/* tls-only=true|false: this export's, unlike the keys above. */
-static int tls_only_config(nbdsdk_export *exp, const char *key, const char *value, void *userdata) {
+static int certificates_key(nbdsdk_export *exp, const char *key, const char *value, void *userdata) {
+        (void) key;
+        (void) userdata;
+        return file_result(nbdsdk_server_set_tls_certificates(nbdsdk_export_get_server(exp), value));
+}
+
+static int psk_key(nbdsdk_export *exp, const char *key, const char *value, void *userdata) {
+        (void) key;
+        (void) userdata;
+        return file_result(nbdsdk_server_set_tls_psk_file(nbdsdk_export_get_server(exp), value));
+}
+
+static int verify_peer_key(nbdsdk_export *exp, const char *key, const char *value, void *userdata) {
+        (void) userdata;
+        int on = config_file_parse_switch(value);
+        return on < 0 ? nbdsdk_error(-EINVAL, "%s=%s: expected true or false", key, value)
+                      : nbdsdk_server_set_tls_verify_peer(nbdsdk_export_get_server(exp), on);
+}
+
+/* tls-only: this export's, unlike the others. */
+static int tls_only_key(nbdsdk_export *exp, const char *key, const char *value, void *userdata) {
         (void) userdata;
         int on = config_file_parse_switch(value);
         return on < 0 ? nbdsdk_error(-EINVAL, "%s=%s: expected true or false", key, value)
@@ -109,18 +109,24 @@ static int tls_only_config(nbdsdk_export *exp, const char *key, const char *valu
 }
 
 int server_tls_register(nbdsdk_server *s) {
-        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-                int r = nbdsdk_server_add_config_key(s, keys[i].key, keys[i].help, tls_config, NULL, NULL);
+        static const struct {
+                const char *key, *help;
+                nbdsdk_config_handler handler;
+        } server_wide[] = {
+                { "tls", "tls=off|on|require   TLS: refused (default), offered, or required", tls_key },
+                { "tls-certificates",
+                  "tls-certificates=DIR   X.509: server-cert.pem, server-key.pem [, ca-cert.pem, ca-crl.pem]",
+                  certificates_key },
+                { "tls-psk", "tls-psk=FILE   pre-shared keys, a username:hexkey line per client", psk_key },
+                { "tls-verify-peer", "tls-verify-peer=true   require a client certificate signed by ca-cert.pem",
+                  verify_peer_key },
+        };
+        for (size_t i = 0; i < sizeof server_wide / sizeof server_wide[0]; i++) {
+                int r = config_key_add_server_wide(s, server_wide[i].key, server_wide[i].help,
+                                                   server_wide[i].handler);
                 if (r < 0)
                         return r;
         }
         return nbdsdk_server_add_config_key(s, "tls-only", "tls-only=true   with tls=on: this export only over TLS",
-                                            tls_only_config, NULL, NULL);
-}
-
-bool server_tls_is_key(const char *key) {
-        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
-                if (strcmp(keys[i].key, key) == 0)
-                        return true;
-        return false;
+                                            tls_only_key, NULL, NULL);
 }

@@ -447,6 +447,18 @@ check_read_only() { # DEV
     expect_eq "first MiB after the refused write" "$after" "$before"
 }
 
+# check_reads_match DEV SOCKET: the first --size bytes (whole MiB, at most the export)
+# read through the kernel are the bytes libnbd's nbdcopy reads from the same server.
+check_reads_match() {
+    have nbdcopy || fail "missing tool: nbdcopy (the reference for the data)"
+    local mib
+    mib=$(($(run blockdev --getsize64 "$1") >> 20))
+    ((mib <= size >> 20)) || mib=$((size >> 20))
+    ((mib > 0)) || fail "the export is smaller than 1 MiB"
+    expect_eq "md5 of the first $mib MiB read through the kernel (vs nbdcopy)" "$(md5_of "$1" 0 "$mib")" \
+        "$(run sh -c 'nbdcopy -- "$1" - | head -c "$2" | md5sum' sh "$(uri "$2")" $((mib << 20)) | cut -d' ' -f1)"
+}
+
 # ---- the run -----------------------------------------------------------------------
 eval "server_words=($server)"
 if ((read_only)); then
@@ -494,6 +506,7 @@ fi
 start_server "$ro_socket" "${ro_words[@]}" || result fail nbd-client ro-server-start "the read-only server did not start; see log"
 checked nbd-client ro-connect attach /dev/nbd1 "$ro_socket"
 ((read_only == 0)) || checked nbd-client size check_size /dev/nbd1 "$ro_socket"
+((read_only == 0)) || checked nbd-client ro-read check_reads_match /dev/nbd1 "$ro_socket"
 checked nbd-client ro-write-refused check_read_only /dev/nbd1
 checked nbd-client ro-disconnect check_disconnect_idle /dev/nbd1 "$ro_socket"
 [[ -s $work/diagnostics ]] && cat "$work/diagnostics" >&2

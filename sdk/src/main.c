@@ -34,6 +34,7 @@ typedef struct {
         bool activated;          /* LISTEN_FDS was passed */
         int ready_fd;            /* daemon mode: tells the waiting parent we serve */
         unsigned threads;
+        bool threads_given;      /* else the program's own setting (ops->setup) stands */
         uint64_t given;          /* bit i: long_options[i] was on the command line */
         config_file *config;     /* --config's, kept for the values it handed on */
         char *private_dir;       /* for -U - and --run */
@@ -84,7 +85,7 @@ static void usage(const main_state *m, const struct nbdsdk_ops *ops) {
                "  -r, --read-only          refuse writes\n"
                "  -f, --foreground         do not fork into the background\n"
                "      --pidfile FILE       write the process id once listening\n"
-               "  -t, --threads N          run callbacks on N worker threads (default 0: loop thread)\n"
+               "  -t, --threads N          run callbacks on N worker threads (0: loop thread)\n"
                "  -s, --stdin              serve one client on stdin/stdout (inetd)\n"
                "      --run CMD            run CMD with $uri set, then exit with its status\n"
                "      --exit-with-parent   exit when the parent process exits\n"
@@ -349,6 +350,7 @@ static const char *apply_option(main_state *m, int c, const char *arg) {
                 if (*end || end == arg || n > 1024)
                         return "a number of threads from 0 to 1024";
                 m->threads = (unsigned) n;
+                m->threads_given = true;
                 break;
         case 'b': m->bind = arg; break;
         case 'U': m->unix_path = arg; break;
@@ -470,6 +472,7 @@ static int parse_args(main_state *m, int argc, char **argv, const struct nbdsdk_
         for (int i = optind; i < argc; i++)
                 if (apply_config(m, ops, argv[i]) != 0)
                         return 1;
+        nbdsdk_server_set_verbose(m->server, m->verbose); /* before config_complete, for its messages */
         return complete_config(m, ops);
 }
 
@@ -481,8 +484,8 @@ static int configure_server(main_state *m) {
         if (m->description && (r = nbdsdk_server_set_description(s, m->description)) < 0)
                 return fail(m, "invalid description: %s", strerror(-r));
         nbdsdk_server_set_read_only(s, m->read_only);
-        nbdsdk_server_set_threads(s, m->threads);
-        nbdsdk_server_set_verbose(s, m->verbose);
+        if (m->threads_given)
+                nbdsdk_server_set_threads(s, m->threads);
         return 0;
 }
 

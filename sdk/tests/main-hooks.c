@@ -2,16 +2,20 @@
 /* A server for test-main-hooks.sh: its start and stop hooks leave traces
  * (start: the pid of the serving process; stop: "stopped"), and fail=1 makes
  * start fail. start also registers a metadata namespace, x-hooks, whose one
- * context x-hooks:odd marks every odd 64 KiB block with status 1. */
+ * context x-hooks:odd marks every odd 64 KiB block with status 1. setup asks
+ * for 2 worker threads, and reads return "W" bytes when they run on a worker
+ * thread, "L" on the loop thread. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <unistd.h>
 #include <nbdsdk/nbdsdk.h>
 
 static const char *trace_dir;
 static bool fail_start;
+static pthread_t loop_thread;
 
 /* A key registered in setup, before the command line is parsed. */
 static int greeting(nbdsdk_export *exp, const char *key, const char *value, void *ud) {
@@ -30,6 +34,9 @@ static int greeting(nbdsdk_export *exp, const char *key, const char *value, void
 
 static int setup(nbdsdk_server *server, void *ud) {
         (void) ud;
+        int r = nbdsdk_server_set_threads(server, 2); /* the program's default; -t overrides it */
+        if (r < 0)
+                return r;
         return nbdsdk_server_add_config_key(server, "greeting", "greeting=TEXT   written to TRACE/greeting",
                                             greeting, NULL, NULL);
 }
@@ -92,6 +99,7 @@ static int start(nbdsdk_server *server, void *ud) {
         int r = nbdsdk_server_add_meta_namespace(server, &odd_ns, sizeof odd_ns, NULL, NULL);
         if (r < 0)
                 return nbdsdk_error(r, "cannot register x-hooks");
+        loop_thread = pthread_self();
         char pid[32];
         snprintf(pid, sizeof pid, "%d\n", (int) getpid());
         trace("started", pid);
@@ -105,14 +113,14 @@ static void stop(nbdsdk_server *server, void *ud) {
 
 static int64_t get_size(nbdsdk_conn *conn, void *ud) { (void) conn; (void) ud; return 1 << 20; }
 
-static int pread_zero(nbdsdk_request *req, void *buf, uint64_t count, uint64_t off, uint32_t flags, void *ud) {
+static int pread_thread(nbdsdk_request *req, void *buf, uint64_t count, uint64_t off, uint32_t flags, void *ud) {
         (void) req; (void) off; (void) flags; (void) ud;
-        memset(buf, 0, count);
+        memset(buf, pthread_equal(pthread_self(), loop_thread) ? 'L' : 'W', count);
         return 0;
 }
 
 static const struct nbdsdk_ops ops = {
-        .name = "main-hooks", .config = config, .get_size = get_size, .pread = pread_zero,
+        .name = "main-hooks", .config = config, .get_size = get_size, .pread = pread_thread,
         .start = start, .stop = stop, .setup = setup,
 };
 

@@ -34,10 +34,17 @@ map=$(timeout 10 nbdinfo --map=x-hooks:odd "$uri")
 want=$(printf '%s\n' "0 65536 0" "65536 65536 1" | head -2)
 got=$(awk '{print $1, $2, $3}' <<<"$map" | head -2)
 [ "$got" = "$want" ] || fail "nbdinfo --map=x-hooks:odd showed: $map"
+# setup's 2 worker threads serve the reads, unless -t says otherwise (below).
+first_byte() { timeout 10 nbdcopy -- "$1" - | head -c 1; }
+[ "$(first_byte "$uri")" = W ] || fail "the worker threads set in setup do not serve the reads"
 pid=$(cat "$tmp/pid")
 kill -TERM "$pid"
 for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 [ "$(cat "$tmp/stopped" 2>/dev/null)" = "no connections" ] || fail "stop did not run after the last connection"
+
+# -t 0 on the command line overrides setup's threads: the loop thread reads.
+[ "$(timeout 30 "$prog" -t 0 trace="$tmp" --run 'nbdcopy -- "$uri" - | head -c 1')" = L ] ||
+        fail "-t 0 did not override the threads set in setup"
 
 # A failing start: exit status 1, a message, and no stop.
 rm -f "$tmp/stopped"

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* gznbd: a gzip-compressed image served read-only over NBD, with random
+ * access through an index of access points. See gznbd(1). */
+#ifndef GZNBD_H
+#define GZNBD_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GZ_WINDOW 32768       /* deflate's history: what resuming mid-stream needs */
+#define GZ_ZERO_BLOCK 4096    /* granularity of the map of all-zero blocks */
+
+/* A place decompression can start from: the start of a gzip member, or a
+ * deflate block boundary inside one (IN is the byte holding the block's
+ * first bit; BITS of the byte before it are still unused, and WINDOW is the
+ * GZ_WINDOW bytes of output before OUT). */
+struct gz_point {
+        uint64_t out;          /* uncompressed offset */
+        uint64_t in;           /* compressed offset */
+        unsigned bits;         /* 0-7 */
+        unsigned char *window; /* NULL at a member start */
+};
+
+struct gz_index {
+        struct gz_point *points; /* by OUT, the first at 0 */
+        size_t n_points;
+        uint64_t size;           /* uncompressed bytes */
+        uint64_t *zero_map;      /* a bit per GZ_ZERO_BLOCK: set = all zero */
+        unsigned members;        /* gzip members read */
+};
+
+/* index.c: read the whole file once (checking every member's CRC and length)
+ * and record a point at least every SPAN bytes of output and at every member.
+ * Returns 0 or -errno, with a message printed. */
+int gz_index_build(int fd, const char *path, uint64_t span, struct gz_index *idx);
+void gz_index_free(struct gz_index *idx);
+/* The point that decompression of OFFSET (< size) starts from. */
+size_t gz_index_find(const struct gz_index *idx, uint64_t offset);
+/* Where point I's stretch ends: the next point, or the end of the data. */
+uint64_t gz_index_end(const struct gz_index *idx, size_t i);
+/* The end (at most END) of the run of blocks that are all zero, or all not,
+ * from OFFSET (< END <= size) on; *RETZERO says which. */
+uint64_t gz_index_run(const struct gz_index *idx, uint64_t offset, uint64_t end, bool *retzero);
+
+/* extract.c: decompress point I's whole stretch into BUF. 0 or -errno. */
+int gz_extract(int fd, const struct gz_index *idx, size_t i, unsigned char *buf);
+
+/* cache.c: decompressed stretches, shared by all threads, least recently
+ * used first out once over LIMIT bytes (stretches in use are never
+ * dropped, so a small limit still works). */
+struct gz_stretch;
+struct gz_cache {
+        pthread_mutex_t lock;
+        pthread_cond_t loaded;
+        struct gz_stretch **by_point; /* by point index, NULL when absent */
+        struct gz_stretch *lru_head, *lru_tail; /* unused stretches, newest first */
+        uint64_t bytes, limit;
+        uint64_t decompressed, hits; /* stretches decompressed; gets served without */
+};
+int gz_cache_init(struct gz_cache *c, size_t n_points, uint64_t limit);
+void gz_cache_fini(struct gz_cache *c, size_t n_points);
+/* Point I's stretch (*RETDATA, its first byte at the point's OUT), decompressed
+ * with gz_extract unless cached; release it with gz_cache_put. Returns 0, 1
+ * when ONLY_CACHED and it is not cached yet, or -errno. */
+int gz_cache_get(struct gz_cache *c, int fd, const struct gz_index *idx, size_t i, bool only_cached,
+                 struct gz_stretch **retstretch, const unsigned char **retdata);
+void gz_cache_put(struct gz_cache *c, struct gz_stretch *s);
+
+#endif

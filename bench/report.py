@@ -6,7 +6,8 @@ usage: report.py DIR    (DIR holds results.tsv and machine.txt)
 Every figure is the median over rounds with the min-max range.  A server's
 ratio compares its median with the best median among the peers of its class
 (memory servers with nbdkit memory; file servers with qemu-nbd, nbdkit file
-and nbd-server); the limit row is compared with the best peer of any class.
+and nbd-server; gzip servers with nbdkit's gzip filter); the limit row is
+compared with the best peer of any class.
 """
 import csv
 import os
@@ -122,7 +123,9 @@ md += [f"- {line}" for line in machine]
 md += ["", "Medians over the rounds, with min–max.  **× best peer**: the median "
        "divided by the best median among the peers of the same class (memory "
        "servers: nbdkit memory; file servers on the tmpfs file: qemu-nbd, nbdkit "
-       "file, nbd-server); the limit row is divided by the best peer of any "
+       "file, nbd-server; gzip servers, which serve one gzip file read-only and "
+       "so run only the reads: nbdkit file with its gzip filter); the limit row "
+       "is divided by the best peer of any "
        "class.  Server CPU is user+system time of the server's processes during "
        "the client's run, divided by the requests or GiB the client reported.  "
        "RSS is the largest VmHWM seen.  Client cores: the client's CPU time "

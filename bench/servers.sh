@@ -4,15 +4,18 @@
 # server_command; nothing else changes.
 #
 # Inputs (set by bench/run): WORK (tmpfs directory), DISK (the tmpfs file a
-# file server exports: each has its own copy of the same data), SIZE (bytes), RAMDISK, QEMU_LIKE, ECHO (binaries;
-# the limit row's echo is built from bench/echo.c with cc).
+# file server exports: each has its own copy of the same data), GZ (the gzip
+# file the gzip servers share, read-only), SIZE (bytes), RAMDISK, QEMU_LIKE,
+# GZNBD, ECHO (binaries; the limit row's echo is built from bench/echo.c with cc).
 
 # Default order; "limit" is the echo program of the limit row.
 ALL_SERVERS=(ramdisk ramdisk-t2 nbdkit-memory nbdkit-null
-             qemu-like qemu-nbd nbdkit-file nbd-server limit)
+             qemu-like qemu-nbd nbdkit-file nbd-server
+             gznbd nbdkit-gzip limit)
 
 # server_info NAME: sets
-#   SRV_CLASS  memory (its own RAM) | file (serves $DISK) | limit
+#   SRV_CLASS  memory (its own RAM) | file (serves $DISK) |
+#              gzip (serves $GZ, read-only) | limit
 #   SRV_ROLE   ours (nbdsdk) | peer (what ours is compared to) |
 #              floor (does no storage work: a bound, not a peer) | limit
 #   SRV_TOOL   the program that must exist for the server to run
@@ -29,6 +32,8 @@ server_info()
         nbdkit-file)        SRV_CLASS=file SRV_ROLE=peer SRV_TOOL=nbdkit ;;
         nbd-server)         SRV_CLASS=file SRV_ROLE=peer SRV_TOOL=nbd-server
                             SRV_FORKS=1 ;;
+        gznbd)              SRV_CLASS=gzip SRV_ROLE=ours SRV_TOOL=$GZNBD ;;
+        nbdkit-gzip)        SRV_CLASS=gzip SRV_ROLE=peer SRV_TOOL=nbdkit ;;
         limit)              SRV_CLASS=limit SRV_ROLE=limit SRV_TOOL=cc ;;
         *) echo "bench: unknown server '$1'" >&2; return 1 ;;
     esac
@@ -45,7 +50,7 @@ server_command()
     local -a listen
     SRV_EXPORT="" SRV_PIDFILE=""
     case $name in
-        ramdisk*)
+        ramdisk*|gznbd)
             if [[ $transport == unix ]]; then listen=(-U "$sock")
             else listen=(-b 127.0.0.1 -p "$port"); fi ;;
         nbdkit-*)
@@ -61,6 +66,12 @@ server_command()
         nbdkit-memory) SRV_CMD=(nbdkit -f --exit-with-parent "${listen[@]}" memory "$SIZE") ;;
         nbdkit-null)   SRV_CMD=(nbdkit -f --exit-with-parent "${listen[@]}" null "$SIZE") ;;
         nbdkit-file)   SRV_CMD=(nbdkit -f --exit-with-parent "${listen[@]}" file "$DISK") ;;
+        # nbdkit's gzip filter unpacks the whole file into a temporary file
+        # (on the tmpfs here), so gznbd gets a cache as large as the export:
+        # the same memory, filled by the same whole read before measuring.
+        gznbd)         SRV_CMD=("$GZNBD" -f --exit-with-parent "${listen[@]}" cache="$SIZE" "$GZ") ;;
+        nbdkit-gzip)   SRV_CMD=(env TMPDIR="$WORK" nbdkit -f --exit-with-parent "${listen[@]}"
+                                --filter=gzip file "$GZ") ;;
         # The qemu-like example takes qemu-nbd's options; run it like qemu-nbd.
         qemu-like)     SRV_CMD=("$QEMU_LIKE" -f raw -t --shared=8 --cache=writeback
                                 "${listen[@]}" "$DISK") ;;

@@ -22,6 +22,16 @@ workload_unit()
     esac
 }
 
+# workload_writes NAME: true when the workload writes (not run against
+# read-only servers).
+workload_writes()
+{
+    case $1 in
+        *write*|nbdcopy-in) return 0 ;;
+        *) return 1 ;;
+    esac
+}
+
 # workload_echo NAME: the limit row's echo for the workload, as
 # "REQUEST_BYTES RESPONSE_BYTES DEPTH CONNECTIONS PAYLOAD_BYTES", shaped like
 # the NBD traffic (28-byte request header, 16-byte reply header); nothing

@@ -123,7 +123,7 @@ static int read_stretch(struct gz_export *e, size_t i, unsigned char *dst, uint6
 static int read_range(nbdsdk_request *req, struct gz_export *e, unsigned char *dst, uint64_t count, uint64_t off,
                       uint64_t limit) {
         bool only_cached = !nbdsdk_request_may_block(req);
-        for (uint64_t done = 0; count > 0 && done <= limit;) {
+        for (uint64_t done = 0; count > 0 && done < limit;) {
                 size_t i = gz_index_find(&e->idx, off);
                 uint64_t n = gz_index_end(&e->idx, i) - off;
                 if (n > count)

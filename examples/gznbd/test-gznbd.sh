@@ -208,6 +208,11 @@ gzsize=$(stat -c %s "$tmp/one.gz")
 printf '\x00\x00\x00\x00' | dd of="$tmp/badcrc.gz" bs=1 seek=$((gzsize - 8)) conv=notrunc status=none
 refused "badcrc.gz: corrupt gzip data before byte $((gzsize - 4)): incorrect data check" "$tmp/badcrc.gz"
 
+# A gzip file of nothing is an export of size 0.
+: | gzip -c >"$tmp/nothing.gz"
+[ "$(timeout 30 "$gznbd" "$tmp/nothing.gz" --run 'nbdinfo --size "$uri"')" = 0 ] ||
+	fail "the gzip of nothing is not served as an export of size 0"
+
 # The file changes under the server: the read that needs it fails with EIO and
 # a message, zeroes still read, and the server goes on.
 cp "$tmp/one.gz" "$tmp/changing.gz"

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gznbd: a gzip-compressed disk image served read-only over NBD, with fast
  * random access (see gznbd(1)).
- * Build: cc -o gznbd gznbd.c index.c extract.c cache.c $(pkg-config --cflags --libs nbdsdk zlib)
+ * Build: cc -D_GNU_SOURCE -o gznbd *.c $(pkg-config --cflags --libs nbdsdk zlib)
  * Run:   ./gznbd -f -U /tmp/gz.sock disk.img.gz */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,7 +18,7 @@
 
 /* One per export: the program's for the first, new_export's for the others. */
 struct gz_export {
-        char *path;
+        char *path, *index_path;
         uint64_t span, cache_limit;
         int fd;
         struct gz_index idx;
@@ -40,6 +40,10 @@ static int gz_config(const char *key, const char *value, void *ud) {
                         return nbdsdk_error(-EINVAL, "span=%s: expected a size from 32K to 1G", value);
                 return 0;
         }
+        if (strcmp(key, "index") == 0) {
+                free(e->index_path);
+                return (e->index_path = strdup(value)) ? 0 : -ENOMEM;
+        }
         if (strcmp(key, "cache") == 0)
                 return nbdsdk_parse_size(value, &e->cache_limit) < 0
                        ? nbdsdk_error(-EINVAL, "cache=%s: expected a size, such as 256M (0: no cache)", value) : 0;
@@ -52,7 +56,11 @@ static int gz_config_complete(void *ud) {
                 return nbdsdk_error(-EINVAL, "the gzip file is missing (gznbd FILE.gz, or file=FILE.gz)");
         if ((e->fd = open(e->path, O_RDONLY | O_CLOEXEC)) < 0)
                 return nbdsdk_error(-errno, "cannot open %s: %m", e->path);
-        int r = gz_index_build(e->fd, e->path, e->span, &e->idx);
+        int r = e->index_path ? gz_index_load(e->index_path, e->fd, e->span, &e->idx) : 1;
+        if (r == 0)
+                nbdsdk_debug("%s: the index read from %s", e->path, e->index_path);
+        else if (r == 1 && (r = gz_index_build(e->fd, e->path, e->span, &e->idx)) == 0 && e->index_path)
+                gz_index_save(e->index_path, e->fd, e->span, &e->idx);
         if (r < 0)
                 return r;
         if ((r = gz_cache_init(&e->cache, e->idx.n_points, e->cache_limit)) < 0)
@@ -80,6 +88,7 @@ static void gz_export_clear(struct gz_export *e) {
         if (e->fd >= 0)
                 close(e->fd);
         free(e->path);
+        free(e->index_path);
 }
 
 static void gz_free_export(nbdsdk_export *exp, void *ud) {
@@ -170,7 +179,8 @@ static const struct nbdsdk_ops gz_ops = {
         .magic_config_key = "file",
         .config_help = "  file=FILE.gz   the gzip-compressed image (a bare argument is this)\n"
                        "  span=SIZE      decompressed bytes between access points (default 1M; 32K to 1G)\n"
-                       "  cache=SIZE     decompressed data kept for reuse (default 64M; 0: none)",
+                       "  cache=SIZE     decompressed data kept for reuse (default 64M; 0: none)\n"
+                       "  index=FILE     keep the index in FILE, for restarts while FILE.gz is unchanged",
         .setup = gz_setup,
         .config = gz_config,
         .config_complete = gz_config_complete,

@@ -3,7 +3,7 @@
 # (empty members, full flushes, trailing bytes), read whole by nbdcopy (4
 # connections) and at random offsets across access points, with and without a
 # cache; the zero map in block status; writes refused; NBD_CMD_CACHE; the cache
-# kept and its limit; damaged, truncated and
+# kept and its limit; the index kept in a file; damaged, truncated and
 # non-gzip files refused with a message; a file changed under the server
 # fails the read with EIO and the server goes on; two exports from --config.
 # Usage: test-gznbd.sh GZNBD
@@ -177,6 +177,45 @@ echo "stretches decompressed: $once in one pass, $twice in two, $small in two wi
 [ -n "$once" ] && [ "$once" -gt 10 ] || fail "no count of stretches decompressed (or too few): '$once'"
 [ "$twice" = "$once" ] || fail "a second pass with the image in the cache decompressed again: $twice, not $once"
 [ "$small" -ge $((2 * once)) ] || fail "a cache smaller than the image kept it all: $small decompressions, not >= 2 x $once"
+
+# index=FILE: saved by the first start, read by the next; a damaged,
+# truncated or foreign file, another span, or a changed gzip file gets a
+# warning and a new index; a place it cannot be saved gets a warning and the
+# server serves all the same.
+ix=$tmp/one.index
+with_index() { # EXPECTED-MESSAGE SETTINGS...: serve, copy the export whole, check the copy and the log
+	local want=$1
+	shift
+	serve "$tmp/one.gz" -v "$@"
+	rm -f "$tmp/copy.img"
+	t nbdcopy "$uri" "$tmp/copy.img"
+	cmp "$tmp/disk.img" "$tmp/copy.img" || fail "with $*: the copy differs from the image"
+	stop
+	grep -q -- "$want" "$tmp/log" || fail "with $*: no message matching '$want': $(grep -v 'conn ' "$tmp/log")"
+}
+flip() { # FILE OFFSET: invert one byte
+	$py -c 'import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(int(sys.argv[2])); b = f.read(1); f.seek(int(sys.argv[2])); f.write(bytes([b[0] ^ 0xff]))' "$1" "$2"
+}
+with_index "saved the index in $ix" span=64K index="$ix"
+[ -s "$ix" ] || fail "no index file $ix"
+with_index "the index read from $ix" span=64K index="$ix"
+grep -q "saved the index" "$tmp/log" && fail "the index was saved again although it was read"
+flip "$ix" $(($(stat -c %s "$ix") / 2))
+with_index "warning: not using the index $ix: its checksum does not match (damaged); indexing again" span=64K index="$ix"
+grep -q "saved the index in $ix" "$tmp/log" || fail "the damaged index was not replaced"
+with_index "the index read from $ix" span=64K index="$ix"
+truncate -s $(($(stat -c %s "$ix") - 5)) "$ix"
+with_index "not using the index $ix: it is truncated" span=64K index="$ix"
+with_index "not using the index $ix: it was made with other settings (span)" span=32K index="$ix"
+touch -d '2001-02-03 04:05:06' "$tmp/one.gz"
+with_index "not using the index $ix: the gzip file has changed since (size, time or inode)" span=32K index="$ix"
+with_index "the index read from $ix" span=32K index="$ix"
+cp "$tmp/disk.img" "$tmp/foreign.index"
+with_index "not using the index $tmp/foreign.index: it is not a gznbd index" index="$tmp/foreign.index"
+with_index "warning: cannot save the index in $tmp/no/such/dir.index: No such file or directory" \
+	index="$tmp/no/such/dir.index"
 
 # Bad files and settings: exit status 1 and a message that says what is wrong.
 refused() { # EXPECTED-MESSAGE ARGS...

@@ -1,7 +1,7 @@
 #!/bin/bash
 # After `meson install`, an example builds outside the tree with one
 # `cc x.c $(pkg-config --cflags --libs nbdsdk)` line (the GLib one with glib-2.0
-# added), and the headers compile
+# added, gznbd with zlib), and the headers compile
 # alone, as C and as C++. Usage: check-install.sh BUILDDIR SOURCEDIR [SANITIZERS]
 # (SANITIZERS: the build's b_sanitize value, which the example must match).
 set -euo pipefail
@@ -34,6 +34,15 @@ cc "${san[@]}" "$tmp/glib-app.c" -o "$tmp/glib-app" $(pkg-config --cflags --libs
 rc=0
 LD_LIBRARY_PATH=$libdir "$tmp/glib-app" 2>/dev/null || rc=$?
 [ "$rc" = 2 ] || { echo "FAIL: the out-of-tree glib-app did not run (exit $rc, expected its usage error 2)"; exit 1; }
+
+# gznbd (several files, and zlib) builds the same way, and serves.
+zlib_flags=$(PKG_CONFIG_SYSROOT_DIR= pkg-config --cflags --libs zlib)
+mkdir "$tmp/gznbd"
+cp "$src"/examples/gznbd/*.[ch] "$tmp/gznbd/"
+cc "${san[@]}" -D_GNU_SOURCE "$tmp"/gznbd/*.c -o "$tmp/gznbd/gznbd" $(pkg-config --cflags --libs nbdsdk) $zlib_flags
+head -c 100000 /dev/zero | gzip -c >"$tmp/zero.gz"
+size=$(LD_LIBRARY_PATH=$libdir timeout 30 "$tmp/gznbd/gznbd" "$tmp/zero.gz" --run 'nbdinfo --size "$uri"')
+[ "$size" = 100000 ] || { echo "FAIL: the out-of-tree gznbd served size '$size'"; exit 1; }
 
 # Every public header compiles on its own, as C and as C++, warning-free.
 # nbdsdk-glib.h also needs GLib's flags, which are the system's, not the

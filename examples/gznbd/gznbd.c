@@ -54,13 +54,14 @@ static int gz_config_complete(void *ud) {
         struct gz_export *e = ud;
         if (!e->path)
                 return nbdsdk_error(-EINVAL, "the gzip file is missing (gznbd FILE.gz, or file=FILE.gz)");
-        if ((e->fd = open(e->path, O_RDONLY | O_CLOEXEC)) < 0)
+        struct stat st; /* before reading: a change while indexing makes a saved index stale */
+        if ((e->fd = open(e->path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(e->fd, &st) < 0)
                 return nbdsdk_error(-errno, "cannot open %s: %m", e->path);
-        int r = e->index_path ? gz_index_load(e->index_path, e->fd, e->span, &e->idx) : 1;
+        int r = e->index_path ? gz_index_load(e->index_path, &st, e->span, &e->idx) : 1;
         if (r == 0)
                 nbdsdk_debug("%s: the index read from %s", e->path, e->index_path);
-        else if (r == 1 && (r = gz_index_build(e->fd, e->path, e->span, &e->idx)) == 0 && e->index_path)
-                gz_index_save(e->index_path, e->fd, e->span, &e->idx);
+        else if ((r = gz_index_build(e->fd, e->path, e->span, &e->idx)) == 0 && e->index_path)
+                gz_index_save(e->index_path, &st, e->span, &e->idx);
         if (r < 0)
                 return r;
         if ((r = gz_cache_init(&e->cache, e->idx.n_points, e->cache_limit)) < 0)

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #define GZ_WINDOW 32768       /* deflate's history: what resuming mid-stream needs */
 #define GZ_ZERO_BLOCK 4096    /* granularity of the map of all-zero blocks */
@@ -36,12 +37,13 @@ struct gz_index {
  * Returns 0 or -errno, with a message printed. */
 int gz_index_build(int fd, const char *path, uint64_t span, struct gz_index *idx);
 void gz_index_free(struct gz_index *idx);
-/* index-file.c: the index of the gzip file open as GZFD, from the file PATH
- * if it describes that file as it is now, with SPAN. Returns 0, 1 when PATH
- * is missing or not usable (a warning says why, unless missing), or -errno. */
-int gz_index_load(const char *path, int gzfd, uint64_t span, struct gz_index *idx);
-/* Write IDX to PATH (replacing it whole); a warning when it cannot. */
-void gz_index_save(const char *path, int gzfd, uint64_t span, const struct gz_index *idx);
+/* index-file.c: the index of the gzip file whose fstat is GZ, from the file
+ * PATH if it describes that file as GZ does, with SPAN. Returns 0, or 1 when
+ * PATH is missing or not usable (a warning says why, unless missing). */
+int gz_index_load(const char *path, const struct stat *gz, uint64_t span, struct gz_index *idx);
+/* Write IDX, made of the gzip file as GZ was before it was read, to PATH
+ * (replacing it whole); a warning when it cannot. */
+void gz_index_save(const char *path, const struct stat *gz, uint64_t span, const struct gz_index *idx);
 /* The point that decompression of OFFSET (< size) starts from. */
 size_t gz_index_find(const struct gz_index *idx, uint64_t offset);
 /* Where point I's stretch ends: the next point, or the end of the data. */

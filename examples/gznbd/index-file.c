@@ -29,20 +29,16 @@ struct point_record {
         uint32_t bits, has_window;
 };
 
-static int describe(int gzfd, uint64_t span, struct header *h) {
-        struct stat st;
-        if (fstat(gzfd, &st) < 0)
-                return -errno;
+static void describe(const struct stat *gz, uint64_t span, struct header *h) {
         memset(h, 0, sizeof *h);
         memcpy(h->magic, MAGIC, sizeof h->magic);
         h->window = GZ_WINDOW;
         h->zero_block = GZ_ZERO_BLOCK;
-        h->gz_size = (uint64_t) st.st_size;
-        h->gz_mtime_sec = (uint64_t) st.st_mtim.tv_sec;
-        h->gz_mtime_nsec = (uint64_t) st.st_mtim.tv_nsec;
-        h->gz_ino = (uint64_t) st.st_ino;
+        h->gz_size = (uint64_t) gz->st_size;
+        h->gz_mtime_sec = (uint64_t) gz->st_mtim.tv_sec;
+        h->gz_mtime_nsec = (uint64_t) gz->st_mtim.tv_nsec;
+        h->gz_ino = (uint64_t) gz->st_ino;
         h->span = span;
-        return 0;
 }
 
 static size_t map_words(uint64_t size) {
@@ -98,12 +94,10 @@ static const char *load_body(FILE *f, const struct header *h, uLong crc, struct 
         return NULL;
 }
 
-int gz_index_load(const char *path, int gzfd, uint64_t span, struct gz_index *idx) {
+int gz_index_load(const char *path, const struct stat *gz, uint64_t span, struct gz_index *idx) {
         memset(idx, 0, sizeof *idx);
         struct header want, got;
-        int r = describe(gzfd, span, &want);
-        if (r < 0)
-                return r;
+        describe(gz, span, &want);
         FILE *f = fopen(path, "rbe");
         if (!f) {
                 if (errno != ENOENT)
@@ -144,15 +138,15 @@ static bool save(FILE *f, const struct header *h, const struct gz_index *idx) {
         return ok && fwrite(&sum, sizeof sum, 1, f) == 1;
 }
 
-void gz_index_save(const char *path, int gzfd, uint64_t span, const struct gz_index *idx) {
+void gz_index_save(const char *path, const struct stat *gz, uint64_t span, const struct gz_index *idx) {
         struct header h;
         char *tmp = NULL;
         int fd = -1;
         FILE *f = NULL;
         /* Written whole under another name, then renamed: a reader never sees half. */
-        bool ok = describe(gzfd, span, &h) == 0 && asprintf(&tmp, "%s.XXXXXX", path) >= 0 &&
-                  (fd = mkstemp(tmp)) >= 0 && (f = fdopen(fd, "wb"));
+        bool ok = asprintf(&tmp, "%s.XXXXXX", path) >= 0 && (fd = mkstemp(tmp)) >= 0 && (f = fdopen(fd, "wb"));
         if (ok) {
+                describe(gz, span, &h);
                 h.size = idx->size;
                 h.members = idx->members;
                 h.n_points = idx->n_points;

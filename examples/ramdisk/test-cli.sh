@@ -1,8 +1,8 @@
 #!/bin/bash
 # The command line every nbdsdk_main() server shares, checked on the ramdisk:
 # bad arguments, --help/--version, daemon mode with --pidfile and SIGTERM,
-# sd_notify and the watchdog, --run and its exit status, -s (stdin),
-# --print-uri, TCP, -r, -e/-D.
+# sd_notify and the watchdog, --run and its exit status, -s (stdin), what -c
+# refuses, --print-uri, TCP, -r, -e/-D.
 # Usage: test-cli.sh RAMDISK
 set -euo pipefail
 ramdisk=$1
@@ -22,9 +22,24 @@ for args in "--bogus 1G" "foo=bar" "1X" "-p 99999 1G" "-t abc 1G" "-p 1 -U $tmp/
         case $err in *Segmentation*|*Assert*|*runtime\ error*) fail "'$args' crashed: $err";; esac
 done
 
+# -c (the kernel's device, checked for real in the kernel suite's VM): what is
+# refused here, with the message that says why, in the foreground and daemon modes.
+refused_c() { # MESSAGE ARGS...
+        local want=$1 rc=0 err
+        shift
+        err=$(t "$ramdisk" "$@" 2>&1 >/dev/null) || rc=$?
+        [ $rc -eq 1 ] || fail "'$*' exited $rc, not 1"
+        grep -q -- "$want" <<<"$err" || fail "'$*': no message matching '$want': $err"
+}
+refused_c "-c cannot be combined with -p, -U, -s, --run, --print-uri or socket activation" -c /dev/nbd0 -U "$tmp/c.sock" 1G
+refused_c "-c cannot be combined with" -c /dev/nbd0 --run true 1G
+refused_c "cannot connect /dev/null: not an NBD device" -f -c /dev/null 1G
+refused_c "cannot connect /dev/null: not an NBD device" -c /dev/null 1G
+refused_c "cannot connect $tmp/no-nbd: no such device (is the nbd module loaded? modprobe nbd)" -c "$tmp/no-nbd" 1G
+
 # --help lists the standard options and the backend's own settings.
 help=$(t "$ramdisk" --help)
-for word in --port --unix --export-name --read-only --run --threads size=SIZE; do
+for word in --port --unix --export-name --read-only --run --threads --connect size=SIZE; do
         grep -q -- "$word" <<<"$help" || fail "--help does not mention $word"
 done
 t "$ramdisk" --version | grep -q "nbdsdk" || fail "--version does not name nbdsdk"

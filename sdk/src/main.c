@@ -30,6 +30,7 @@
 typedef struct {
         const char *program;
         const char *port, *bind, *unix_path, *export_name, *description, *pidfile, *run, *config_path;
+        const char *device;      /* -c: the kernel NBD device to serve instead of listening */
         bool read_only, foreground, use_stdin, exit_with_parent, print_uri, verbose;
         bool activated;          /* LISTEN_FDS was passed */
         int ready_fd;            /* daemon mode: tells the waiting parent we serve */
@@ -56,6 +57,7 @@ static const struct option long_options[] = {
         { "pidfile", required_argument, NULL, OPT_PIDFILE },
         { "threads", required_argument, NULL, 't' },
         { "stdin", no_argument, NULL, 's' },
+        { "connect", required_argument, NULL, 'c' },
         { "run", required_argument, NULL, OPT_RUN },
         { "exit-with-parent", no_argument, NULL, OPT_EXIT_WITH_PARENT },
         { "print-uri", no_argument, NULL, OPT_PRINT_URI },
@@ -87,6 +89,7 @@ static void usage(const main_state *m, const struct nbdsdk_ops *ops) {
                "      --pidfile FILE       write the process id once listening\n"
                "  -t, --threads N          run callbacks on N worker threads (0: loop thread)\n"
                "  -s, --stdin              serve one client on stdin/stdout (inetd)\n"
+               "  -c, --connect DEVICE     serve this machine's kernel NBD device (/dev/nbd0) instead\n"
                "      --run CMD            run CMD with $uri set, then exit with its status\n"
                "      --exit-with-parent   exit when the parent process exits\n"
                "      --print-uri          print the URI once listening\n"
@@ -283,6 +286,12 @@ static void report_ready(main_state *m) {
 static int listen_all(main_state *m) {
         nbdsdk_server *s = m->server;
         int r;
+        if (m->device) { /* the device is connected in serve(), after the fork */
+                if (m->port || m->unix_path || m->use_stdin || m->run || m->print_uri || m->activated)
+                        return fail(m, "-c cannot be combined with -p, -U, -s, --run, --print-uri or socket activation");
+                s->exit_loop_when_idle = true;
+                return 0;
+        }
         if (m->use_stdin) {
                 if (m->port || m->unix_path || m->run || m->activated)
                         return fail(m, "-s cannot be combined with -p, -U, --run or socket activation");
@@ -359,6 +368,7 @@ static const char *apply_option(main_state *m, int c, const char *arg) {
         case 'r': m->read_only = true; break;
         case 'f': m->foreground = true; break;
         case 's': m->use_stdin = true; break;
+        case 'c': m->device = arg; break;
         case 'v': m->verbose = true; break;
         case OPT_PIDFILE: m->pidfile = arg; break;
         case OPT_RUN: m->run = arg; break;
@@ -444,7 +454,7 @@ static int parse_args(main_state *m, int argc, char **argv, const struct nbdsdk_
         int c;
         opterr = 0;
         optind = 1;
-        while ((c = getopt_long(argc, argv, ":p:b:U:e:D:rft:svh", long_options, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, ":p:b:U:e:D:rft:sc:vh", long_options, NULL)) != -1) {
                 switch (c) {
                 case OPT_VERSION:
                         printf("%s %s (nbdsdk %d.%d)\n", m->program, ops->version ? ops->version : "",
@@ -489,13 +499,22 @@ static int configure_server(main_state *m) {
         return 0;
 }
 
+static const char *device_error(int r) {
+        switch (r) {
+        case -ENOENT: return "no such device (is the nbd module loaded? modprobe nbd)";
+        case -EBUSY: return "it is connected already (nbd-client -d disconnects it)";
+        case -ENOTTY: return "not an NBD device";
+        default: return strerror(-r);
+        }
+}
+
 /* Listen first, then fork into the background (an sd-event loop must not cross
  * a fork), then build the loop and run. */
 static int serve(main_state *m) {
         signal(SIGPIPE, SIG_IGN);
         m->activated = getenv("LISTEN_FDS") != NULL;
         int status = listen_all(m);
-        char *uri = status == 0 && !m->use_stdin ? make_uri(m) : NULL;
+        char *uri = status == 0 && !m->use_stdin && !m->device ? make_uri(m) : NULL;
         if (status == 0 && m->print_uri && uri) {
                 printf("%s\n", uri);
                 fflush(stdout);
@@ -538,6 +557,9 @@ static int serve(main_state *m) {
                 else if ((r = sd_event_set_watchdog(e, true)) < 0)
                         status = fail(m, "cannot keep the service manager's watchdog: %s", strerror(-r));
         }
+        /* The thread that keeps the device connected must be the serving process's. */
+        if (status == 0 && m->device && (r = nbdsdk_server_connect_device(m->server, m->device, NULL)) < 0)
+                status = fail(m, "cannot connect %s: %s", m->device, device_error(r));
         if (status == 0 && m->run)
                 status = start_run(m, uri ? uri : "");
         if (status == 0) {

@@ -12,9 +12,9 @@ extern "C" {
 #pragma GCC visibility push(default)
 
 /* Parse the command line (see nbdsdk_main(3): -p, -b, -U, -e, -D, -r, -f,
- * --pidfile, -t, -s, --run, --exit-with-parent, --print-uri, -v, --config,
+ * --pidfile, -t, -s, -c, --run, --exit-with-parent, --print-uri, -v, --config,
  * --version, --help, key=value), listen, run the sd-event loop until SIGINT/SIGTERM (or
- * the end of --run's command, or of the -s connection) and return the exit
+ * the end of --run's command, of the -s connection, or of -c's device) and return the exit
  * status for main(): 0, 1 on bad arguments or set-up errors, or the status of
  * --run's command. */
 int nbdsdk_main(int argc, char **argv, const struct nbdsdk_ops *ops, size_t ops_size,

@@ -112,6 +112,14 @@ int nbdsdk_server_get_port(nbdsdk_server *server);
  * NBD_SET_SOCK); no structured replies are used then. */
 #define NBDSDK_SERVE_NO_HANDSHAKE (1u << 0)
 int nbdsdk_server_serve_fd(nbdsdk_server *server, int fd, unsigned flags, nbdsdk_conn **retconn);
+/* Connect the default export to this machine's kernel NBD device DEVICE
+ * (/dev/nbd0 ..., with the nbd module loaded), as qemu-nbd -c does: served on
+ * a socket pair without a handshake, the device given the export's size,
+ * block size and flags. It stays connected until it is disconnected
+ * (nbd-client -d) or the connection ends (a server shutdown). Returns 0,
+ * -EINVAL, -ENOMEM, or -errno from opening or setting up the device (-ENOENT:
+ * no such device; -EBUSY: connected already; -ENOTTY: not an NBD device). */
+int nbdsdk_server_connect_device(nbdsdk_server *server, const char *device, nbdsdk_conn **retconn);
 
 /* Attach to an sd-event loop (NULL: the thread's default loop). Listeners,
  * connections, timers and worker completions become sources of that loop.

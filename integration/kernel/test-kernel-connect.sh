@@ -1,0 +1,18 @@
+#!/bin/bash
+# nbdsdk programs serving the kernel's NBD driver directly (-c DEVICE), checked
+# by connect-checks.sh in a qemu guest as for the kernel group (README.md): the
+# ramdisk, and gznbd on a gzip image made here.
+# Usage: test-kernel-connect.sh RAMDISK GZNBD
+set -uo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ramdisk=$(realpath "$1") gznbd=$(realpath "$2")
+# shellcheck source=../../examples/test-lib.bash
+source "$here/../../examples/test-lib.bash"
+{
+	head -c 3M /dev/urandom
+	head -c 2M /dev/zero
+	seq 1 200000
+} >"$tmp/disk.img"
+gzip -c "$tmp/disk.img" >"$tmp/disk.img.gz"
+chmod -R a+rX "$tmp"
+"$here/run-guest.sh" "$here/connect-checks.sh" "$ramdisk" "$gznbd" "$tmp/disk.img.gz" "$tmp/disk.img"

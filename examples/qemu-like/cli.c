@@ -18,6 +18,9 @@ static const char usage[] =
         "  -t, --persistent         keep serving after the last client disconnects\n"
         "  -x, --export-name=NAME   export name (default \"\")\n"
         "  -D, --description=TEXT   export description\n"
+        "  -c, --connect=DEV        serve the local kernel NBD device DEV instead of listening\n"
+        "                           (in the background unless -v; ends when DEV is disconnected)\n"
+        "  -d, --disconnect         disconnect the kernel NBD device FILE and exit\n"
         "      --fork               run in the background once listening\n"
         "      --pid-file=PATH      write the server's process ID to PATH\n"
         "  -v, --verbose            print debugging messages\n"
@@ -51,6 +54,8 @@ static const struct option options[] = {
         { "socket", required_argument, NULL, 'k' },
         { "shared", required_argument, NULL, 'e' },
         { "persistent", no_argument, NULL, 't' },
+        { "connect", required_argument, NULL, 'c' },
+        { "disconnect", no_argument, NULL, 'd' },
         { "export-name", required_argument, NULL, 'x' },
         { "description", required_argument, NULL, 'D' },
         { "fork", no_argument, NULL, OPT_FORK },
@@ -175,6 +180,8 @@ static int parse_option(int c, const char *arg, struct ql_config *cf) {
                 cf->shared = (unsigned) n;
                 return 0;
         case 't': cf->persistent = true; return 0;
+        case 'c': cf->device = arg; return 0;
+        case 'd': cf->disconnect = true; return 0;
         case 'x': cf->export_name = arg; return 0;
         case 'D': cf->description = arg; return 0;
         case OPT_FORK: cf->fork = true; return 0;
@@ -222,7 +229,7 @@ int cli_parse(int argc, char **argv, struct ql_config *cf) {
         *cf = (struct ql_config) { .shared = 1, .threads = QL_DEFAULT_THREADS };
         int c;
         opterr = 0;
-        while ((c = getopt_long(argc, argv, ":p:b:k:e:tx:D:vf:rso:T:hV", options, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, ":p:b:k:e:tc:dx:D:vf:rso:T:hV", options, NULL)) != -1) {
                 if (c == 'h')
                         return fputs(usage, stdout), -1;
                 if (c == 'V')
@@ -239,6 +246,10 @@ int cli_parse(int argc, char **argv, struct ql_config *cf) {
                 return ql_error(optind == argc ? "no image file given (see --help)"
                                                : "exactly one image file expected (see --help)");
         cf->file = argv[optind];
+        if (cf->device && (cf->port || cf->bind || cf->socket_path || cf->tls || cf->tls_creds_id || cf->disconnect))
+                return ql_error("-c/--connect cannot be combined with -p, -b, -k, --tls-creds or -d");
+        if (cf->device && !cf->verbose)
+                cf->fork = true; /* as qemu-nbd: the command returns once the device is connected */
         if (cf->socket_path && (cf->port || cf->bind))
                 return ql_error("-k/--socket cannot be combined with -p/--port or -b/--bind");
         if (cf->detect_zeroes == QL_DETECT_UNMAP && !cf->discard_unmap)

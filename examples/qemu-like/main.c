@@ -151,10 +151,11 @@ static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, vo
         return 0;
 }
 
-/* Without -t, the server ends with its last client, as qemu-nbd does. */
+/* Without -t, the server ends with its last client, as qemu-nbd does; with
+ * -c, when the device is disconnected. */
 static void on_closed(nbdsdk_conn *conn, void *userdata) {
         struct ql_state *s = userdata;
-        if (!s->cf.persistent && nbdsdk_server_get_n_connections(s->server) == 0)
+        if ((!s->cf.persistent || s->cf.device) && nbdsdk_server_get_n_connections(s->server) == 0)
                 stop(s);
 }
 
@@ -174,6 +175,11 @@ static int run(struct ql_state *s) {
                 return ql_error("cannot start serving: %s", strerror(-r));
         if ((r = sd_event_set_watchdog(s->event, true)) < 0) /* WATCHDOG_USEC, if any */
                 return ql_error("cannot keep the service manager's watchdog: %s", strerror(-r));
+        /* After the fork: the thread that keeps the device connected is this process's. */
+        if (s->cf.device && (r = nbdsdk_server_connect_device(s->server, s->cf.device, NULL)) < 0)
+                return ql_error("cannot connect %s: %s", s->cf.device,
+                                r == -EBUSY ? "it is connected already (qemu-like -d disconnects it)"
+                                : r == -ENOTTY ? "not an NBD device" : strerror(-r));
         report_ready(s);
         r = sd_event_loop(s->event);
         nbdsdk_server_detach_event(s->server);
@@ -191,7 +197,7 @@ static int serve(struct ql_state *s) {
                 return ql_error("cannot create the server: %s", strerror(-r));
         r = nbdsdk_server_set_connection_callbacks(s->server, NULL, on_closed, s);
         status = r < 0 ? ql_error("cannot set connection callbacks: %s", strerror(-r)) : configure(s);
-        if (status == 0)
+        if (status == 0 && !s->cf.device)
                 status = listen_all(s);
         if (status == 0 && s->cf.fork)
                 status = daemonize(s);
@@ -212,7 +218,7 @@ int main(int argc, char **argv) {
         struct ql_state s = { .ready_fd = -1 };
         int status = cli_parse(argc, argv, &s.cf);
         if (status == 0)
-                status = serve(&s);
+                status = s.cf.disconnect ? device_disconnect(s.cf.file) : serve(&s);
         cli_free(&s.cf);
         return status < 0 ? 0 : status;
 }

@@ -28,6 +28,7 @@ struct ql_config {
         const char *port;        /* NULL: not given (10809 when listening on TCP) */
         const char *bind;        /* NULL: not given (0.0.0.0) */
         const char *socket_path; /* -k */
+        const char *device;      /* -c: the local kernel NBD device served instead of listening */
         const char *export_name;
         const char *description;
         const char *pid_file;
@@ -37,6 +38,7 @@ struct ql_config {
         enum ql_cache cache;
         enum ql_detect_zeroes detect_zeroes;
         bool read_only, snapshot, persistent, fork, verbose, discard_unmap;
+        bool disconnect;         /* -d: FILE is a kernel NBD device to disconnect */
         struct ql_tls_creds objects[QL_MAX_OBJECTS];
         unsigned n_objects;
         const char *tls_creds_id;          /* --tls-creds */
@@ -48,6 +50,9 @@ struct ql_config {
 int cli_parse(int argc, char **argv, struct ql_config *config);
 /* Free what cli_parse allocated. */
 void cli_free(struct ql_config *config);
+
+/* -d: disconnect the kernel NBD device PATH (device.c). 0, or 1 after a message. */
+int device_disconnect(const char *path);
 
 /* --snapshot with reflinks (snapshot.c). */
 struct ql_snapshot {

@@ -72,6 +72,12 @@ bad "invalid --threads value '0'" "${k[@]}" -T 0 "$tmp/disk.img"
 bad "invalid port '70000'" -p 70000 "$tmp/disk.img"
 bad "cannot be combined" "${k[@]}" -p 10809 "$tmp/disk.img"
 bad "unknown option '--bogus'" --bogus "$tmp/disk.img"
+# -c and -d (the local kernel device; checked for real in the kernel suite's VM).
+bad "-c/--connect cannot be combined with -p, -b, -k, --tls-creds or -d" -c /dev/nbd0 "${k[@]}" "$tmp/disk.img"
+bad "cannot connect /dev/null: not an NBD device" -c /dev/null "$tmp/disk.img"
+bad "cannot connect $tmp/no-nbd: No such file or directory" -c "$tmp/no-nbd" "$tmp/disk.img"
+bad "cannot disconnect /dev/null: not an NBD device" -d /dev/null
+bad "cannot open $tmp/no-nbd: No such file or directory" -d "$tmp/no-nbd"
 bad "option '--port' needs a value" "$tmp/disk.img" --port
 bad "no image file given" "${k[@]}"
 bad "exactly one image file expected" "${k[@]}" "$tmp/disk.img" "$tmp/disk.img"

@@ -2,11 +2,11 @@
 # Runs INSIDE the guest (run-guest.sh): nbdsdk programs serving the kernel's NBD
 # driver directly with -c DEVICE (nbdsdk_server_connect_device), no socket and no
 # nbd-client between them.
-# Usage: connect-checks.sh RAMDISK GZNBD IMAGE.gz IMAGE — the ramdisk and gznbd
-# programs, a gzip file and the image it holds.  Prints "ok: ..." per check; exit
+# Usage: connect-checks.sh RAMDISK GZNBD QEMU-LIKE IMAGE.gz IMAGE — the ramdisk,
+# gznbd and qemu-like programs, a gzip file and the image it holds.  Prints "ok: ..." per check; exit
 # status 1 at the first failure, with "FAIL: ..." saying what happened.
 set -uo pipefail
-ramdisk=$1 gznbd=$2 gz=$3 image=$4
+ramdisk=$1 gznbd=$2 qemu_like=$3 gz=$4 image=$5
 fail() { echo "FAIL: $*"; exit 1; }
 ok() { echo "ok: $*"; }
 sectors() { cat "/sys/block/$1/size"; }
@@ -64,3 +64,20 @@ rc=$?
 for _ in $(seq 50); do (($(sectors nbd1) == 0)) && break; sleep 0.2; done
 (($(sectors nbd1) == 0)) || fail "/dev/nbd1 still has $(sectors nbd1) sectors after the server stopped"
 ok "SIGTERM: gznbd exits 0 and the device is disconnected"
+
+# qemu-like, with qemu-nbd's -c (in the background) and -d: writes through the
+# device reach the image file.
+truncate -s 16M /run/ql.img
+timeout 60 "$qemu_like" -c /dev/nbd2 --pid-file /run/ql.pid /run/ql.img 2>/run/ql.log ||
+        fail "qemu-like -c /dev/nbd2 exited with $?: $(cat /run/ql.log)"
+pid=$(cat /run/ql.pid)
+(($(sectors nbd2) == (16 << 20) / 512)) || fail "qemu-like's /dev/nbd2 has $(sectors nbd2) sectors, not 16 MiB's"
+timeout 120 dd if=/run/data of=/dev/nbd2 bs=1M seek=2 oflag=direct status=none || fail "writing /dev/nbd2"
+dd if=/run/ql.img of=/run/ql-part bs=1M skip=2 count=4 status=none || fail "reading /run/ql.img"
+cmp -s /run/data /run/ql-part || fail "the image file does not hold what was written to /dev/nbd2"
+ok "qemu-like -c /dev/nbd2: 4 MiB written through the device are in the image file"
+out=$(timeout 60 "$qemu_like" -d /dev/nbd2 2>&1) || fail "qemu-like -d /dev/nbd2: $out"
+[[ $out == "/dev/nbd2 disconnected" ]] || fail "qemu-like -d /dev/nbd2 said: $out"
+gone "$pid" || fail "qemu-like still serves after qemu-like -d"
+(($(sectors nbd2) == 0)) || fail "/dev/nbd2 still has $(sectors nbd2) sectors after qemu-like -d"
+ok "qemu-like -d /dev/nbd2 disconnects it and the server exits"

@@ -4,6 +4,8 @@
  * least recently used unused stretches go first when over the limit. */
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include "gznbd.h"
 
 struct gz_stretch {
@@ -85,6 +87,16 @@ static int wait_loaded(struct gz_cache *c, struct gz_stretch *s) {
         return r;
 }
 
+/* Fault the buffer's fresh pages in with one call: decompressing into it
+ * would take a page fault per 4 KiB otherwise. Only a speed-up: errors
+ * (kernels before 5.14) change nothing. */
+static void prefault(unsigned char *p, uint64_t len) {
+        uintptr_t page = (uintptr_t) sysconf(_SC_PAGESIZE);
+        uintptr_t start = ((uintptr_t) p + page - 1) & ~(page - 1), end = ((uintptr_t) p + len) & ~(page - 1);
+        if (start < end)
+                (void) madvise((void *) start, end - start, MADV_POPULATE_WRITE);
+}
+
 static int load(struct gz_cache *c, int fd, const struct gz_index *idx, size_t i, struct gz_stretch **rets) {
         struct gz_stretch *s = calloc(1, sizeof *s);
         uint64_t len = gz_index_end(idx, i) - idx->points[i].out;
@@ -93,6 +105,7 @@ static int load(struct gz_cache *c, int fd, const struct gz_index *idx, size_t i
                 return -ENOMEM;
         }
         *s = (struct gz_stretch) { .point = i, .data = s->data, .len = len, .refs = 1 };
+        prefault(s->data, len);
         c->by_point[i] = s;
         c->bytes += len;
         c->decompressed++;

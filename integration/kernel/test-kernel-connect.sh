@@ -15,4 +15,6 @@ source "$here/../../examples/test-lib.bash"
 } >"$tmp/disk.img"
 gzip -c "$tmp/disk.img" >"$tmp/disk.img.gz"
 chmod -R a+rX "$tmp"
-"$here/run-guest.sh" "$here/connect-checks.sh" "$ramdisk" "$gznbd" "$qemu_like" "$tmp/disk.img.gz" "$tmp/disk.img"
+# About 50-100 s here (many processes start in the emulated guest); room for a busy host.
+NBDSDK_GUEST_TIMEOUT=${NBDSDK_GUEST_TIMEOUT:-480} \
+	"$here/run-guest.sh" "$here/connect-checks.sh" "$ramdisk" "$gznbd" "$qemu_like" "$tmp/disk.img.gz" "$tmp/disk.img"

@@ -27,7 +27,13 @@ static int resume(int fd, const struct gz_point *p, z_stream *z, uint64_t *retpo
                         return n < 0 ? -errno : -EIO;
                 inflatePrime(z, (int) p->bits, c >> (8 - p->bits));
         }
-        return inflateSetDictionary(z, p->window, GZ_WINDOW) == Z_OK ? 0 : -EIO;
+        unsigned char *window = malloc(GZ_WINDOW);
+        uLongf len = GZ_WINDOW;
+        int r = !window ? -ENOMEM
+                : uncompress(window, &len, p->window, p->window_len) != Z_OK || len != GZ_WINDOW ||
+                  inflateSetDictionary(z, window, GZ_WINDOW) != Z_OK ? -EIO : 0;
+        free(window);
+        return r;
 }
 
 int gz_extract(int fd, const struct gz_index *idx, size_t i, unsigned char *buf) {

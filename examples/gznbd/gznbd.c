@@ -66,8 +66,9 @@ static int gz_config_complete(void *ud) {
                 return r;
         if ((r = gz_cache_init(&e->cache, e->idx.n_points, e->cache_limit)) < 0)
                 return nbdsdk_error(r, "out of memory for the cache of %s", e->path);
-        nbdsdk_debug("%s: %llu bytes in %u gzip member(s), %zu access points", e->path,
-                     (unsigned long long) e->idx.size, e->idx.members, e->idx.n_points);
+        nbdsdk_debug("%s: %llu bytes in %u gzip member(s), %zu access points, %llu KiB of windows", e->path,
+                     (unsigned long long) e->idx.size, e->idx.members, e->idx.n_points,
+                     (unsigned long long) e->idx.window_bytes / 1024);
         return 0;
 }
 

@@ -16,12 +16,14 @@
 /* A place decompression can start from: the start of a gzip member, or a
  * deflate block boundary inside one (IN is the byte holding the block's
  * first bit; BITS of the byte before it are still unused, and WINDOW is the
- * GZ_WINDOW bytes of output before OUT). */
+ * GZ_WINDOW bytes of output before OUT, compressed with zlib's compress2
+ * into WINDOW_LEN bytes). */
 struct gz_point {
         uint64_t out;          /* uncompressed offset */
         uint64_t in;           /* compressed offset */
         unsigned bits;         /* 0-7 */
         unsigned char *window; /* NULL at a member start */
+        uint32_t window_len;
 };
 
 struct gz_index {
@@ -30,6 +32,7 @@ struct gz_index {
         uint64_t size;           /* uncompressed bytes */
         uint64_t *zero_map;      /* a bit per GZ_ZERO_BLOCK: set = all zero */
         unsigned members;        /* gzip members read */
+        uint64_t window_bytes;   /* the points' windows, compressed */
 };
 
 /* index.c: read the whole file once (checking every member's CRC and length)

@@ -26,7 +26,7 @@ struct header {
 
 struct point_record {
         uint64_t out, in;
-        uint32_t bits, has_window;
+        uint32_t bits, window_len; /* window_len 0: no window */
 };
 
 static void describe(const struct stat *gz, uint64_t span, struct header *h) {
@@ -45,17 +45,22 @@ static size_t map_words(uint64_t size) {
         return (size_t) ((size + GZ_ZERO_BLOCK - 1) / GZ_ZERO_BLOCK + 63) / 64;
 }
 
-/* Reads and writes that keep a running CRC-32 of the bytes. */
+/* Reads and writes that keep a running CRC-32 of the bytes (none for N = 0:
+ * crc32() of no buffer restarts the sum). */
 static bool get(FILE *f, void *p, size_t n, uLong *crc) {
-        if (n > 0 && fread(p, n, 1, f) != 1)
+        if (n == 0)
+                return true;
+        if (fread(p, n, 1, f) != 1)
                 return false;
         *crc = crc32(*crc, p, (uInt) n);
         return true;
 }
 
 static bool put(FILE *f, const void *p, size_t n, uLong *crc) {
+        if (n == 0)
+                return true;
         *crc = crc32(*crc, p, (uInt) n);
-        return n == 0 || fwrite(p, n, 1, f) == 1;
+        return fwrite(p, n, 1, f) == 1;
 }
 
 /* The body after a matching header: NULL when it is all there and intact,
@@ -77,11 +82,14 @@ static const char *load_body(FILE *f, const struct header *h, uLong crc, struct 
                 if (!get(f, &r, sizeof r, &crc))
                         return "it is truncated";
                 struct gz_point *p = &idx->points[idx->n_points];
-                *p = (struct gz_point) { .out = r.out, .in = r.in, .bits = r.bits & 7 };
-                if (r.has_window && !(p->window = malloc(GZ_WINDOW)))
+                *p = (struct gz_point) { .out = r.out, .in = r.in, .bits = r.bits & 7, .window_len = r.window_len };
+                if (r.window_len > compressBound(GZ_WINDOW))
+                        return "a window is impossibly long (damaged)";
+                if (r.window_len && !(p->window = malloc(r.window_len)))
                         return "there is not enough memory to read it";
-                if (r.has_window && !get(f, p->window, GZ_WINDOW, &crc))
+                if (r.window_len && !get(f, p->window, r.window_len, &crc))
                         return "it is truncated";
+                idx->window_bytes += r.window_len;
                 if (p->out > h->size || (idx->n_points > 0 && p->out <= idx->points[idx->n_points - 1].out) ||
                     (idx->n_points == 0 && p->out != 0))
                         return "its access points are out of order";
@@ -130,8 +138,8 @@ static bool save(FILE *f, const struct header *h, const struct gz_index *idx) {
         bool ok = put(f, h, sizeof *h, &crc);
         for (size_t i = 0; ok && i < idx->n_points; i++) {
                 const struct gz_point *p = &idx->points[i];
-                struct point_record r = { .out = p->out, .in = p->in, .bits = p->bits, .has_window = p->window != NULL };
-                ok = put(f, &r, sizeof r, &crc) && (!p->window || put(f, p->window, GZ_WINDOW, &crc));
+                struct point_record r = { .out = p->out, .in = p->in, .bits = p->bits, .window_len = p->window_len };
+                ok = put(f, &r, sizeof r, &crc) && put(f, p->window, p->window_len, &crc);
         }
         ok = ok && put(f, idx->zero_map, map_words(idx->size) * sizeof *idx->zero_map, &crc);
         uint32_t sum = (uint32_t) crc;

@@ -17,6 +17,7 @@ struct builder {
         struct gz_index *idx;
         const char *path;
         size_t cap_points, map_words;
+        unsigned char window[GZ_WINDOW]; /* a point's window, before compressing it */
         bool block_nonzero; /* the current zero-map block has a non-zero byte */
 };
 
@@ -33,8 +34,10 @@ static bool map_bit(const struct gz_index *idx, uint64_t block) {
 static int add_point(struct builder *b, uint64_t out, uint64_t in, unsigned bits,
                      const unsigned char *ring, size_t ring_next) {
         struct gz_index *idx = b->idx;
-        if (idx->n_points > 0 && idx->points[idx->n_points - 1].out == out)
-                free(idx->points[--idx->n_points].window);
+        if (idx->n_points > 0 && idx->points[idx->n_points - 1].out == out) {
+                idx->window_bytes -= idx->points[--idx->n_points].window_len;
+                free(idx->points[idx->n_points].window);
+        }
         if (idx->n_points == b->cap_points) {
                 size_t cap = b->cap_points ? b->cap_points * 2 : 64;
                 struct gz_point *p = realloc(idx->points, cap * sizeof *p);
@@ -47,10 +50,19 @@ static int add_point(struct builder *b, uint64_t out, uint64_t in, unsigned bits
         *p = (struct gz_point) { .out = out, .in = in, .bits = bits };
         if (ring) {
                 /* The ring's oldest bytes start at RING_NEXT. */
-                if (!(p->window = malloc(GZ_WINDOW)))
+                memcpy(b->window, ring + ring_next, GZ_WINDOW - ring_next);
+                memcpy(b->window + GZ_WINDOW - ring_next, ring, ring_next);
+                uLongf len = compressBound(GZ_WINDOW);
+                if (!(p->window = malloc(len)))
                         return -ENOMEM;
-                memcpy(p->window, ring + ring_next, GZ_WINDOW - ring_next);
-                memcpy(p->window + GZ_WINDOW - ring_next, ring, ring_next);
+                if (compress2(p->window, &len, b->window, GZ_WINDOW, 1) != Z_OK) {
+                        free(p->window);
+                        return -ENOMEM;
+                }
+                unsigned char *shrunk = realloc(p->window, len);
+                p->window = shrunk ? shrunk : p->window;
+                p->window_len = (uint32_t) len;
+                idx->window_bytes += len;
         }
         idx->n_points++;
         return 0;
@@ -165,7 +177,6 @@ static int build(struct builder *b, int fd, uint64_t span, z_stream *z, unsigned
 
 int gz_index_build(int fd, const char *path, uint64_t span, struct gz_index *idx) {
         memset(idx, 0, sizeof *idx);
-        struct builder b = { .idx = idx, .path = path };
         unsigned char magic[2];
         ssize_t n = pread(fd, magic, 2, 0);
         if (n < 0)
@@ -173,17 +184,21 @@ int gz_index_build(int fd, const char *path, uint64_t span, struct gz_index *idx
         if (n < 2 || magic[0] != 0x1f || magic[1] != 0x8b)
                 return nbdsdk_error(-EINVAL, "%s is not a gzip file (it does not start with the bytes 1f 8b)", path);
         z_stream z = { 0 };
+        struct builder *b = calloc(1, sizeof *b);
         unsigned char *in = malloc(IN_CHUNK), *ring = calloc(1, GZ_WINDOW);
         int r = -ENOMEM;
-        if (in && ring && inflateInit2(&z, 15 + 16) == Z_OK) {
+        if (b && in && ring && inflateInit2(&z, 15 + 16) == Z_OK) {
+                b->idx = idx;
+                b->path = path;
                 idx->members = 1;
-                r = add_point(&b, 0, 0, 0, NULL, 0);
+                r = add_point(b, 0, 0, 0, NULL, 0);
                 if (r == 0)
-                        r = build(&b, fd, span, &z, in, ring);
+                        r = build(b, fd, span, &z, in, ring);
                 inflateEnd(&z);
         }
         free(in);
         free(ring);
+        free(b);
         if (r == -ENOMEM)
                 nbdsdk_error(r, "out of memory indexing %s", path);
         if (r < 0)

@@ -6,11 +6,12 @@
 # Inputs (set by bench/run): WORK (tmpfs directory), DISK (the tmpfs file a
 # file server exports: each has its own copy of the same data), GZ (the gzip
 # file the gzip servers share, read-only), SIZE (bytes), RAMDISK, QEMU_LIKE,
-# GZNBD, ECHO (binaries; the limit row's echo is built from bench/echo.c with cc).
+# GZNBD, XNBD_SYNC, ECHO (binaries; the limit row's echo is built from
+# bench/echo.c with cc).
 
 # Default order; "limit" is the echo program of the limit row.
 ALL_SERVERS=(ramdisk ramdisk-t2 nbdkit-memory nbdkit-null
-             qemu-like qemu-nbd nbdkit-file nbd-server
+             qemu-like xnbd-sync xnbd-sync-replica qemu-nbd nbdkit-file nbd-server
              gznbd nbdkit-gzip limit)
 
 # server_info NAME: sets
@@ -28,6 +29,7 @@ server_info()
         nbdkit-memory)      SRV_CLASS=memory SRV_ROLE=peer SRV_TOOL=nbdkit ;;
         nbdkit-null)        SRV_CLASS=memory SRV_ROLE=floor SRV_TOOL=nbdkit ;;
         qemu-like)          SRV_CLASS=file SRV_ROLE=ours SRV_TOOL=$QEMU_LIKE ;;
+        xnbd-sync*)         SRV_CLASS=file SRV_ROLE=ours SRV_TOOL=$XNBD_SYNC ;;
         qemu-nbd)           SRV_CLASS=file SRV_ROLE=peer SRV_TOOL=qemu-nbd ;;
         nbdkit-file)        SRV_CLASS=file SRV_ROLE=peer SRV_TOOL=nbdkit ;;
         nbd-server)         SRV_CLASS=file SRV_ROLE=peer SRV_TOOL=nbd-server
@@ -50,7 +52,7 @@ server_command()
     local -a listen
     SRV_EXPORT="" SRV_PIDFILE=""
     case $name in
-        ramdisk*|gznbd)
+        ramdisk*|gznbd|xnbd-sync*)
             if [[ $transport == unix ]]; then listen=(-U "$sock")
             else listen=(-b 127.0.0.1 -p "$port"); fi ;;
         nbdkit-*)
@@ -72,6 +74,17 @@ server_command()
         gznbd)         SRV_CMD=("$GZNBD" -f --exit-with-parent "${listen[@]}" cache="$SIZE" "$GZ") ;;
         nbdkit-gzip)   SRV_CMD=(env TMPDIR="$WORK" nbdkit -f --exit-with-parent "${listen[@]}"
                                 --filter=gzip file "$GZ") ;;
+        xnbd-sync)     SRV_CMD=("$XNBD_SYNC" -f --exit-with-parent "${listen[@]}" "$DISK") ;;
+        # A primary and its replica, on a copy of the data of its own (so the
+        # start compares checksums and copies nothing); the replica becomes
+        # the primary's child, so its CPU and memory count with the server's.
+        xnbd-sync-replica)
+            # shellcheck disable=SC2016  # the script's own arguments
+            SRV_CMD=(bash -c 'cp "$2" "$2.replica" && rm -f "$2.sock" || exit 1
+                "$1" -f --exit-with-parent -U "$2.sock" "$2.replica" &
+                for ((i = 0; i < 100; i++)); do [[ -S $2.sock ]] && break; sleep 0.1; done
+                exec "$1" -f --exit-with-parent "${@:3}" "$2" replica="unix:$2.sock"' \
+                xnbd-sync-pair "$XNBD_SYNC" "$DISK" "${listen[@]}") ;;
         # The qemu-like example takes qemu-nbd's options; run it like qemu-nbd.
         qemu-like)     SRV_CMD=("$QEMU_LIKE" -f raw -t --shared=8 --cache=writeback
                                 "${listen[@]}" "$DISK") ;;

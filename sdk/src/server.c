@@ -158,6 +158,10 @@ int nbdsdk_server_set_threads(nbdsdk_server *s, unsigned threads) {
         return 0;
 }
 
+unsigned nbdsdk_server_get_threads(nbdsdk_server *s) {
+        return s ? s->n_threads : 0;
+}
+
 int nbdsdk_server_set_inline_first(nbdsdk_server *s, bool inline_first) {
         CHECK_SETTABLE(s);
         s->inline_first = inline_first;

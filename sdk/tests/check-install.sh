@@ -1,7 +1,7 @@
 #!/bin/bash
 # After `meson install`, an example builds outside the tree with one
 # `cc x.c $(pkg-config --cflags --libs nbdsdk)` line (the GLib one with glib-2.0
-# added, gznbd with zlib), and the headers compile
+# added, gznbd with zlib, xnbd-sync with sd-event and GLib), and the headers compile
 # alone, as C and as C++. Usage: check-install.sh BUILDDIR SOURCEDIR [SANITIZERS]
 # (SANITIZERS: the build's b_sanitize value, which the example must match).
 set -euo pipefail
@@ -43,6 +43,15 @@ cc "${san[@]}" -D_GNU_SOURCE "$tmp"/gznbd/*.c -o "$tmp/gznbd/gznbd" $(pkg-config
 head -c 100000 /dev/zero | gzip -c >"$tmp/zero.gz"
 size=$(LD_LIBRARY_PATH=$libdir timeout 30 "$tmp/gznbd/gznbd" "$tmp/zero.gz" --run 'nbdinfo --size "$uri"')
 [ "$size" = 100000 ] || { echo "FAIL: the out-of-tree gznbd served size '$size'"; exit 1; }
+
+# xnbd-sync (several files, sd-event and GLib) too.
+sys_flags=$(PKG_CONFIG_SYSROOT_DIR= pkg-config --cflags --libs libsystemd glib-2.0)
+mkdir "$tmp/xnbd-sync"
+cp "$src"/examples/xnbd-sync/*.[ch] "$tmp/xnbd-sync/"
+cc "${san[@]}" -D_GNU_SOURCE "$tmp"/xnbd-sync/*.c -o "$tmp/xnbd-sync/xnbd-sync" $(pkg-config --cflags --libs nbdsdk) $sys_flags
+head -c 70000 /dev/zero >"$tmp/xs.img"
+size=$(LD_LIBRARY_PATH=$libdir timeout 30 "$tmp/xnbd-sync/xnbd-sync" "$tmp/xs.img" --run 'nbdinfo --size "$uri"')
+[ "$size" = 70000 ] || { echo "FAIL: the out-of-tree xnbd-sync served size '$size'"; exit 1; }
 
 # Every public header compiles on its own, as C and as C++, warning-free.
 # nbdsdk-glib.h also needs GLib's flags, which are the system's, not the

@@ -103,6 +103,9 @@ static int start(nbdsdk_server *server, void *ud) {
         char pid[32];
         snprintf(pid, sizeof pid, "%d\n", (int) getpid());
         trace("started", pid);
+        char threads[32];
+        snprintf(threads, sizeof threads, "%u\n", nbdsdk_server_get_threads(server));
+        trace("threads", threads);
         return 0;
 }
 

@@ -37,6 +37,7 @@ got=$(awk '{print $1, $2, $3}' <<<"$map" | head -2)
 # setup's 2 worker threads serve the reads, unless -t says otherwise (below).
 first_byte() { timeout 10 nbdcopy -- "$1" - | head -c 1; }
 [ "$(first_byte "$uri")" = W ] || fail "the worker threads set in setup do not serve the reads"
+[ "$(cat "$tmp/threads")" = 2 ] || fail "start saw $(cat "$tmp/threads") worker threads, not setup's 2"
 pid=$(cat "$tmp/pid")
 kill -TERM "$pid"
 for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -45,6 +46,7 @@ for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 # -t 0 on the command line overrides setup's threads: the loop thread reads.
 [ "$(timeout 30 "$prog" -t 0 trace="$tmp" --run 'nbdcopy -- "$uri" - | head -c 1')" = L ] ||
         fail "-t 0 did not override the threads set in setup"
+[ "$(cat "$tmp/threads")" = 0 ] || fail "start saw $(cat "$tmp/threads") worker threads after -t 0"
 
 # A failing start: exit status 1, a message, and no stop.
 rm -f "$tmp/stopped"

@@ -47,6 +47,8 @@ int nbdsdk_server_set_timeouts(nbdsdk_server *server, unsigned handshake_sec, un
 /* 0 (default): callbacks run on the loop thread. N > 0: data callbacks run on
  * N worker threads (for backends that block). At most 1024. */
 int nbdsdk_server_set_threads(nbdsdk_server *server, unsigned threads);
+/* The number of worker threads set (0 for NULL). */
+unsigned nbdsdk_server_get_threads(nbdsdk_server *server);
 /* With worker threads: run each request on the loop thread first, and move it
  * to a worker only when a data callback returns NBDSDK_WOULD_BLOCK (backends
  * whose calls usually finish at once, such as reads from the page cache, save

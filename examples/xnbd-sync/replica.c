@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <systemd/sd-event.h>
 #include <unistd.h>
@@ -22,6 +23,16 @@
 #define START_TIMEOUT_SEC 30   /* for each step of the blocking start */
 #define OPTION_REPLY_MAX 65536 /* longer option replies are refused */
 #define TRIM_PIECE 0xfffff000u /* TRIM and WRITE_ZEROES longer than a request holds are split */
+#define SEND_IOV 64            /* iovecs per sendmsg */
+
+/* A request to send: its header, and the client's payload in place (the
+ * request's buffer stays valid until it completes, which is after every
+ * replica has received it or been dropped). */
+struct segment {
+        unsigned char head[28];
+        const unsigned char *data;
+        uint32_t len;
+};
 
 struct xs_replica {
         char *address;
@@ -30,8 +41,9 @@ struct xs_replica {
         bool transmission;      /* negotiated: requests may be sent */
         bool lost;
         sd_event_source *io, *timer;
-        GByteArray *out;        /* requests not sent yet, from OUT_POS */
-        size_t out_pos;
+        sd_event_source *flush; /* sends what the loop's last round queued, at once */
+        GQueue *out;            /* segments not sent yet; OUT_DONE bytes of the first are */
+        size_t out_done;
         unsigned char in[4096]; /* replies read, IN_HAVE bytes */
         size_t in_have;
         GHashTable *pending;    /* cookie -> struct forward, answered when the reply comes */
@@ -73,7 +85,7 @@ int xs_replica_new(const char *address, struct xs_replica **retr) {
         struct xs_replica *r = g_new0(struct xs_replica, 1);
         r->address = g_strdup(address);
         r->fd = -1;
-        r->out = g_byte_array_new();
+        r->out = g_queue_new();
         r->pending = g_hash_table_new(NULL, NULL);
         *retr = r;
         return 0;
@@ -352,6 +364,9 @@ static void lose(struct xs_replica *r, const char *format, ...) {
         r->lost = true;
         r->io = sd_event_source_disable_unref(r->io);
         r->timer = sd_event_source_disable_unref(r->timer);
+        r->flush = sd_event_source_disable_unref(r->flush);
+        g_queue_clear_full(r->out, g_free); /* before the requests that own the payloads complete */
+        r->out_done = 0;
         close(r->fd);
         r->fd = -1;
         GHashTableIter it;
@@ -363,36 +378,58 @@ static void lose(struct xs_replica *r, const char *format, ...) {
         }
 }
 
-static void want_output(struct xs_replica *r) {
-        (void) sd_event_source_set_io_events(r->io, EPOLLIN | (r->out_pos < r->out->len ? EPOLLOUT : 0));
+/* EPOLLOUT only while the socket is full. */
+static void want_output(struct xs_replica *r, bool full) {
+        (void) sd_event_source_set_io_events(r->io, EPOLLIN | (full ? EPOLLOUT : 0));
 }
 
+/* Drop the segments SENT more bytes cover. */
+static void sent(struct xs_replica *r, size_t sent) {
+        sent += r->out_done;
+        for (struct segment *seg; (seg = g_queue_peek_head(r->out)) && sent >= sizeof seg->head + seg->len;) {
+                sent -= sizeof seg->head + seg->len;
+                g_free(g_queue_pop_head(r->out));
+        }
+        r->out_done = sent;
+}
+
+/* As much of the queue as the socket takes, SEND_IOV pieces per call. */
 static void send_queued(struct xs_replica *r) {
-        while (r->out_pos < r->out->len) {
-                ssize_t n = send(r->fd, r->out->data + r->out_pos, r->out->len - r->out_pos, MSG_NOSIGNAL | MSG_DONTWAIT);
-                if (n < 0 && errno == EINTR)
+        while (!g_queue_is_empty(r->out)) {
+                struct iovec iov[SEND_IOV];
+                size_t n = 0, want = 0, skip = r->out_done;
+                for (GList *l = r->out->head; l && n + 2 <= SEND_IOV; l = l->next, skip = 0) {
+                        struct segment *seg = l->data;
+                        if (skip < sizeof seg->head)
+                                iov[n++] = (struct iovec) { seg->head + skip, sizeof seg->head - skip };
+                        skip = skip < sizeof seg->head ? 0 : skip - sizeof seg->head;
+                        if (seg->len > skip)
+                                iov[n++] = (struct iovec) { (void *) (seg->data + skip), seg->len - skip };
+                }
+                for (size_t i = 0; i < n; i++)
+                        want += iov[i].iov_len;
+                ssize_t done = sendmsg(r->fd, &(struct msghdr) { .msg_iov = iov, .msg_iovlen = n },
+                                       MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (done < 0 && errno == EINTR)
                         continue;
-                if (n < 0 && errno == EAGAIN)
+                if (done < 0 && errno == EAGAIN)
                         break;
-                if (n < 0) {
+                if (done < 0) {
                         lose(r, "cannot send: %m");
                         return;
                 }
-                r->out_pos += (size_t) n;
+                sent(r, (size_t) done);
+                if ((size_t) done < want)
+                        break;
         }
-        if (r->out_pos == r->out->len) {
-                g_byte_array_set_size(r->out, 0);
-                r->out_pos = 0;
-        } else if (r->out_pos > r->out->len / 2) {
-                g_byte_array_remove_range(r->out, 0, (guint) r->out_pos);
-                r->out_pos = 0;
-        }
-        want_output(r);
+        want_output(r, !g_queue_is_empty(r->out));
 }
 
+/* Replies until the socket is empty (a read shorter than asked says so). */
 static void read_replies(struct xs_replica *r) {
         for (;;) {
-                ssize_t n = recv(r->fd, r->in + r->in_have, sizeof r->in - r->in_have, MSG_DONTWAIT);
+                size_t space = sizeof r->in - r->in_have;
+                ssize_t n = recv(r->fd, r->in + r->in_have, space, MSG_DONTWAIT);
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0 && errno == EAGAIN)
@@ -425,6 +462,8 @@ static void read_replies(struct xs_replica *r) {
                 }
                 memmove(r->in, r->in + at, r->in_have - at);
                 r->in_have -= at;
+                if ((size_t) n < space)
+                        return;
         }
 }
 
@@ -448,10 +487,17 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *ud) {
         return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 }
 
+static int on_flush(sd_event_source *s, void *ud) {
+        send_queued(ud);
+        return 0;
+}
+
 /* The replica joins the server's loop with the first change it is sent. */
 static int attach(struct xs_replica *r, nbdsdk_server *server) {
         sd_event *e = nbdsdk_server_get_event(server);
         int err = e ? sd_event_add_io(e, &r->io, r->fd, EPOLLIN, on_io, r) : -ENXIO;
+        if (err == 0 && (err = sd_event_add_defer(e, &r->flush, on_flush, r)) == 0)
+                err = sd_event_source_set_enabled(r->flush, SD_EVENT_OFF);
         if (err == 0 && r->timeout_sec > 0)
                 err = sd_event_add_time_relative(e, &r->timer, CLOCK_MONOTONIC, 1000000, 0, on_tick, r);
         if (err < 0)
@@ -461,12 +507,12 @@ static int attach(struct xs_replica *r, nbdsdk_server *server) {
 
 static void queue(struct xs_replica *r, struct forward *f, uint16_t type, uint16_t wflags, uint64_t off,
                   uint32_t len, const void *data) {
-        unsigned char h[28];
+        struct segment *seg = g_new(struct segment, 1);
         uint64_t cookie = (gsize) ++r->next_cookie;
-        put_request(h, wflags, type, cookie, off, len);
-        g_byte_array_append(r->out, h, sizeof h);
-        if (data)
-                g_byte_array_append(r->out, data, len);
+        put_request(seg->head, wflags, type, cookie, off, len);
+        seg->data = data;
+        seg->len = data ? len : 0;
+        g_queue_push_tail(r->out, seg);
         if (g_hash_table_size(r->pending) == 0)
                 r->last_answer = now_usec();
         g_hash_table_insert(r->pending, GSIZE_TO_POINTER((gsize) cookie), f);
@@ -485,13 +531,19 @@ int xs_replicas_forward(struct xs_disk *d, nbdsdk_request *req, uint16_t type, u
                         f->req = req;
                         f->waiting = 1; /* ours until every replica has it */
                 }
+                /* A replica with nothing in flight gets the change at once;
+                 * others, what the loop's round queued, in one call after it. */
+                bool idle = g_hash_table_size(r->pending) == 0;
                 uint64_t at = off, left = count;
                 do {
                         uint32_t n = left > TRIM_PIECE ? TRIM_PIECE : (uint32_t) left;
                         queue(r, f, type, wflags, at, n, data);
                         at += n, left -= n;
                 } while (left > 0);
-                send_queued(r);
+                if (idle)
+                        send_queued(r);
+                else
+                        (void) sd_event_source_set_enabled(r->flush, SD_EVENT_ONESHOT);
         }
         if (!f)
                 return 0;
@@ -512,10 +564,11 @@ void xs_replica_free(struct xs_replica *r) {
         }
         sd_event_source_disable_unref(r->io);
         sd_event_source_disable_unref(r->timer);
+        sd_event_source_disable_unref(r->flush);
         if (r->fd >= 0)
                 close(r->fd);
         g_hash_table_unref(r->pending);
-        g_byte_array_unref(r->out);
+        g_queue_free_full(r->out, g_free);
         g_free(r->address);
         g_free(r);
 }

@@ -7,14 +7,14 @@
 # a primary that would copy over its own clients' changes; a lost replica and
 # a silent one dropped while the primary serves on; refusals with a message:
 # sizes that differ, a replica that follows already, has a writer, is a
-# primary itself, is not an xnbd-sync server or is not there; the private
-# option and command on the wire (bad length, command not negotiated);
-# -t and bad settings.
+# primary itself, is not an xnbd-sync server or is not there; a replica over
+# TCP; the private option and command on the wire (bad length, command not
+# negotiated); -t and bad settings.
 # Usage: test-xnbd-sync.sh XNBD_SYNC
 set -euo pipefail
 xs=$1
 py=/usr/bin/python3
-for tool in nbdsh nbdkit; do
+for tool in nbdsh nbdinfo nbdkit; do
 	command -v "$tool" >/dev/null || { echo "SKIP: $tool is missing (libnbd-bin, nbdkit)"; exit 77; }
 done
 $py -c 'import nbd' 2>/dev/null || { echo "SKIP: python3-libnbd is missing"; exit 77; }
@@ -288,6 +288,26 @@ refused "this server is a primary (it replicates to unix:$tmp/b.sock); it follow
 	replica="unix:$tmp/c.sock"
 stop "$pid_c" c
 stop "$pid_b" b
+
+# --- A replica over TCP, named by host name (localhost: every address
+# getaddrinfo gives is tried; the replica listens on 127.0.0.1 only).
+port=$($py -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$xs" -f -b 127.0.0.1 -p "$port" "$tmp/c.img" 2>"$tmp/c.log" &
+pid_c=$!
+pids+=("$pid_c")
+for _ in $(seq 100); do
+	t nbdinfo --size "nbd://127.0.0.1:$port" >/dev/null 2>&1 && break
+	sleep 0.1
+done
+serve a "$tmp/a.img" replica="localhost:$port"
+wait_log a "replica localhost:$port: in sync"
+pyrun a <<'EOF'
+h = connect()
+h.pwrite(os.urandom(300000), 12345)
+EOF
+same a.img c.img "with a replica over TCP"
+stop "$pid_a" a
+stop "$pid_c" c
 
 # --- Settings.
 refused "-t 2: xnbd-sync makes each change on its loop thread" -t 2 "$tmp/a.img"

@@ -268,16 +268,40 @@ void server_remove_conn(nbdsdk_server *s, nbdsdk_conn *conn) {
         nbdsdk_conn_unref(conn);
 }
 
+#define COMPLETION_BATCH_CONNS 16
+
+/* Run each connection of BATCH once, and let it go. */
+static void run_batch(nbdsdk_conn **batch, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                conn_run(batch[i]);
+                nbdsdk_conn_unref(batch[i]);
+        }
+}
+
+/* Every request that came back first, then each of their connections once:
+ * the replies of requests that finished together leave in one write, and
+ * the input that they let in is read once. */
 void server_process_completions(nbdsdk_server *s) {
-        nbdsdk_request *req = completion_queue_take(&s->completions);
-        while (req) {
-                nbdsdk_request *next = req->next;
+        nbdsdk_conn *batch[COMPLETION_BATCH_CONNS];
+        size_t n = 0;
+        for (nbdsdk_request *req = completion_queue_take(&s->completions), *next; req; req = next) {
+                next = req->next;
                 nbdsdk_conn *conn = nbdsdk_conn_ref(req->conn);
                 request_resume_on_loop(req);
-                conn_run(conn);
-                nbdsdk_conn_unref(conn);
-                req = next;
+                size_t i = 0;
+                while (i < n && batch[i] != conn)
+                        i++;
+                if (i < n) {
+                        nbdsdk_conn_unref(conn);
+                        continue;
+                }
+                if (n == COMPLETION_BATCH_CONNS) {
+                        run_batch(batch, n);
+                        n = 0;
+                }
+                batch[n++] = conn;
         }
+        run_batch(batch, n);
         /* Connections whose deferred option got replies from another thread. */
         for (nbdsdk_conn *conn; (conn = completion_queue_take_conn(&s->completions));) {
                 conn_run(conn);

@@ -42,6 +42,8 @@ size_t mem_peer_recv(mem_peer *peer, void *buf, size_t len);
 size_t mem_peer_pending(mem_peer *peer);
 /* The last N the server passed to the transport's want (0: none yet). */
 size_t mem_peer_wanted(mem_peer *peer);
+/* How many writes of the server's put bytes in the stream so far. */
+size_t mem_peer_writes(mem_peer *peer);
 /* End the client's side of the stream (the server reads end-of-stream). */
 void mem_peer_close(mem_peer *peer);
 /* Whether the server side has been freed (the connection closed). */

@@ -17,6 +17,7 @@ struct mem_peer {
         int server_gone;
         size_t write_budget;
         size_t wanted;
+        size_t writes;
         transport *server;
 };
 
@@ -88,6 +89,8 @@ static ssize_t mem_writev(transport *t, const struct iovec *iov, int iovcnt) {
                         return total ? (ssize_t) total : -ENOMEM;
                 total += n;
         }
+        if (total > 0)
+                p->writes++;
         return (ssize_t) total;
 }
 
@@ -133,6 +136,7 @@ int mem_peer_send(mem_peer *p, const void *data, size_t len) { return byteq_push
 size_t mem_peer_recv(mem_peer *p, void *buf, size_t len) { return byteq_pop(&p->to_client, buf, len); }
 size_t mem_peer_pending(mem_peer *p) { return p->to_client.end - p->to_client.start; }
 size_t mem_peer_wanted(mem_peer *p) { return p->wanted; }
+size_t mem_peer_writes(mem_peer *p) { return p->writes; }
 void mem_peer_close(mem_peer *p) { p->client_closed = 1; }
 int mem_peer_server_closed(mem_peer *p) { return p->server_gone; }
 void mem_peer_set_write_budget(mem_peer *p, size_t bytes) { p->write_budget = bytes; }

@@ -45,6 +45,25 @@ static void replies_follow_completion_order_in(tc_mode m) {
         close_disk();
 }
 
+/* Requests that complete together (the loop finds them queued at once) are
+ * answered together: one write carries every reply. */
+static void replies_completed_together_leave_in_one_write_in(tc_mode m) {
+        open_deferring_disk(m);
+        for (uint64_t cookie = 21; cookie <= 24; cookie++)
+                tc_request(tc, 0, NBDSDK_CMD_FLUSH, cookie, 0, 0, NULL, 0);
+        CHECK(td->n_deferred == 4, "%s: four requests in flight", mode);
+        size_t writes = mem_peer_writes(tc->peer);
+        for (int i = 0; i < 4; i++)
+                CHECK(nbdsdk_request_complete(td->deferred[i], 0) == 0, "complete request %d", i);
+        CHECK(mem_peer_writes(tc->peer) == writes, "%s: no reply before the loop runs", mode);
+        tc_run(tc);
+        for (uint64_t cookie = 21; cookie <= 24; cookie++)
+                CHECK(tc_reply_status(tc, cookie) == 0, "%s: request %llu answered", mode, (unsigned long long) cookie);
+        CHECK(mem_peer_writes(tc->peer) == writes + 1, "%s: %zu writes for four replies, not one", mode,
+              mem_peer_writes(tc->peer) - writes);
+        close_disk();
+}
+
 static void *complete_on_a_thread(void *req) {
         return (void *) (intptr_t) nbdsdk_request_complete(req, 0);
 }
@@ -304,11 +323,13 @@ static void shutdown_closes_idle_connections(void) {
 }
 
 ALL_MODES(replies_follow_completion_order)
+ALL_MODES(replies_completed_together_leave_in_one_write)
 ALL_MODES(completion_from_another_thread)
 ALL_MODES(completion_errors_are_mapped)
 ALL_MODES(shutdown_refuses_new_requests)
 
-TCASE_MAIN(T(replies_follow_completion_order), T(completion_from_another_thread), T(completing_twice_is_refused),
+TCASE_MAIN(T(replies_follow_completion_order), T(replies_completed_together_leave_in_one_write),
+           T(completion_from_another_thread), T(completing_twice_is_refused),
            T(completion_errors_are_mapped), T(worker_threads_serve_pipelined_requests),
            T(back_pressure_limits_requests_in_flight), T(back_pressure_limits_bytes_in_flight),
            T(back_pressure_when_replies_cannot_be_sent), T(back_pressure_when_4_mib_of_replies_wait),

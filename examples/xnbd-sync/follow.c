@@ -7,13 +7,6 @@
 #include <stdlib.h>
 #include "xnbd-sync.h"
 
-static uint64_t get_be64(const unsigned char *p) {
-        uint64_t v = 0;
-        for (int i = 0; i < 8; i++)
-                v = v << 8 | p[i];
-        return v;
-}
-
 static int sync_option(nbdsdk_conn *conn, uint32_t option, const void *data, size_t length, void *ud) {
         struct xs_disk *d = ud;
         if (length != 8)
@@ -37,7 +30,7 @@ static int sync_option(nbdsdk_conn *conn, uint32_t option, const void *data, siz
                 return nbdsdk_conn_option_error(conn, NBDSDK_REP_ERR_POLICY,
                                                 "%u other client(s) may write here; a replica takes writes from "
                                                 "its primary only", g_hash_table_size(d->writers));
-        uint64_t size = get_be64(data);
+        uint64_t size = xs_get_be(data, 8);
         if (size != d->size)
                 return nbdsdk_conn_option_error(conn, NBDSDK_REP_ERR_INVALID,
                                                 "the disks differ in size: the primary's has %llu bytes, this "

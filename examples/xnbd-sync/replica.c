@@ -64,7 +64,7 @@ static void put_be(unsigned char *p, uint64_t v, int bytes) {
                 p[i] = (unsigned char) v;
 }
 
-static uint64_t get_be(const unsigned char *p, int bytes) {
+uint64_t xs_get_be(const unsigned char *p, int bytes) {
         uint64_t v = 0;
         for (int i = 0; i < bytes; i++)
                 v = v << 8 | p[i];
@@ -177,8 +177,8 @@ static int recv_option_reply(struct xs_replica *r, uint32_t option, uint32_t *re
         int e = recv_all(r, h, sizeof h);
         if (e < 0)
                 return e;
-        uint32_t len = (uint32_t) get_be(h + 16, 4);
-        if (get_be(h, 8) != NBDSDK_MAGIC_OPT_REPLY || get_be(h + 8, 4) != option || len > OPTION_REPLY_MAX)
+        uint32_t len = (uint32_t) xs_get_be(h + 16, 4);
+        if (xs_get_be(h, 8) != NBDSDK_MAGIC_OPT_REPLY || xs_get_be(h + 8, 4) != option || len > OPTION_REPLY_MAX)
                 return say(r, -EPROTO, "not an NBD option reply to option %u", option);
         char *data = g_malloc(len + 1);
         if ((e = recv_all(r, data, len)) < 0) {
@@ -186,7 +186,7 @@ static int recv_option_reply(struct xs_replica *r, uint32_t option, uint32_t *re
                 return e;
         }
         data[len] = '\0';
-        *rettype = (uint32_t) get_be(h + 12, 4), *retdata = data, *retlen = len;
+        *rettype = (uint32_t) xs_get_be(h + 12, 4), *retdata = data, *retlen = len;
         return 0;
 }
 
@@ -202,8 +202,8 @@ static int negotiate_sync(struct xs_replica *r, uint64_t size) {
         int e = recv_all(r, greeting, sizeof greeting);
         if (e < 0)
                 return e;
-        uint16_t hflags = (uint16_t) get_be(greeting + 16, 2);
-        if (get_be(greeting, 8) != NBDSDK_MAGIC_INIT || get_be(greeting + 8, 8) != NBDSDK_MAGIC_OPTS ||
+        uint16_t hflags = (uint16_t) xs_get_be(greeting + 16, 2);
+        if (xs_get_be(greeting, 8) != NBDSDK_MAGIC_INIT || xs_get_be(greeting + 8, 8) != NBDSDK_MAGIC_OPTS ||
             !(hflags & NBDSDK_FLAG_FIXED_NEWSTYLE))
                 return say(r, -EPROTO, "not a fixed-newstyle NBD server");
         unsigned char cflags[4];
@@ -237,10 +237,10 @@ static int negotiate_go(struct xs_replica *r, uint64_t size) {
                         break;
                 if (type & NBDSDK_REP_FLAG_ERROR)
                         e = refused(r, "NBD_OPT_GO", type, data);
-                else if (type == NBDSDK_REP_INFO && len == 12 && get_be((unsigned char *) data, 2) == NBDSDK_INFO_EXPORT) {
-                        if (get_be((unsigned char *) data + 2, 8) != size)
+                else if (type == NBDSDK_REP_INFO && len == 12 && xs_get_be((unsigned char *) data, 2) == NBDSDK_INFO_EXPORT) {
+                        if (xs_get_be((unsigned char *) data + 2, 8) != size)
                                 e = say(r, -EPROTO, "the export's size changed");
-                        tflags = (uint16_t) get_be((unsigned char *) data + 10, 2);
+                        tflags = (uint16_t) xs_get_be((unsigned char *) data + 10, 2);
                 }
         }
         g_free(data);
@@ -277,11 +277,11 @@ static int request(struct xs_replica *r, uint16_t type, uint64_t off, uint32_t l
                 e = recv_all(r, rh, sizeof rh);
         if (e < 0)
                 return e;
-        if (get_be(rh, 4) != NBDSDK_MAGIC_SIMPLE_REPLY || get_be(rh + 8, 8) != cookie)
+        if (xs_get_be(rh, 4) != NBDSDK_MAGIC_SIMPLE_REPLY || xs_get_be(rh + 8, 8) != cookie)
                 return say(r, -EPROTO, "an unexpected reply");
-        if (get_be(rh + 4, 4) != 0)
+        if (xs_get_be(rh + 4, 4) != 0)
                 return say(r, -EIO, "command %u at %llu failed with NBD error %u", type, (unsigned long long) off,
-                           (unsigned) get_be(rh + 4, 4));
+                           (unsigned) xs_get_be(rh + 4, 4));
         return reply_len ? recv_all(r, reply, reply_len) : 0;
 }
 
@@ -445,10 +445,10 @@ static void read_replies(struct xs_replica *r) {
                 size_t at = 0;
                 for (; r->in_have - at >= 16; at += 16) {
                         const unsigned char *h = r->in + at;
-                        uint32_t error = (uint32_t) get_be(h + 4, 4);
+                        uint32_t error = (uint32_t) xs_get_be(h + 4, 4);
                         struct forward *f = NULL;
-                        gpointer key = GSIZE_TO_POINTER((gsize) get_be(h + 8, 8));
-                        if (get_be(h, 4) != NBDSDK_MAGIC_SIMPLE_REPLY ||
+                        gpointer key = GSIZE_TO_POINTER((gsize) xs_get_be(h + 8, 8));
+                        if (xs_get_be(h, 4) != NBDSDK_MAGIC_SIMPLE_REPLY ||
                             !g_hash_table_steal_extended(r->pending, key, NULL, (gpointer *) &f)) {
                                 lose(r, "it sent a reply to no request of ours");
                                 return;

@@ -61,6 +61,8 @@ int xs_follow_can_write(nbdsdk_conn *conn, struct xs_disk *d);
 void xs_follow_note_change(struct xs_disk *d, nbdsdk_request *req);
 
 /* replica.c: the primary's side, one connection to each replica. */
+/* The big-endian number of BYTES bytes at P (the wire's byte order). */
+uint64_t xs_get_be(const unsigned char *p, int bytes);
 int xs_replica_new(const char *address, struct xs_replica **retr);
 /* Connect, negotiate XNBD_SYNC and make the replica's disk the same as D's
  * (blocking; before the server runs). 0 or -errno, with a message printed. */

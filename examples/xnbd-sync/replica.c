@@ -476,10 +476,13 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *ud) {
         return 0;
 }
 
-/* Every second: a replica that leaves changes unanswered too long is dropped. */
+/* Every second while changes wait: a replica that leaves them unanswered
+ * too long is dropped. An idle primary is not woken. */
 static int on_tick(sd_event_source *s, uint64_t usec, void *ud) {
         struct xs_replica *r = ud;
-        if (g_hash_table_size(r->pending) > 0 && now_usec() - r->last_answer > r->timeout_sec * 1000000ull) {
+        if (g_hash_table_size(r->pending) == 0)
+                return 0;
+        if (now_usec() - r->last_answer > r->timeout_sec * 1000000ull) {
                 lose(r, "no answer for %u s", r->timeout_sec);
                 return 0;
         }
@@ -498,8 +501,9 @@ static int attach(struct xs_replica *r, nbdsdk_server *server) {
         int err = e ? sd_event_add_io(e, &r->io, r->fd, EPOLLIN, on_io, r) : -ENXIO;
         if (err == 0 && (err = sd_event_add_defer(e, &r->flush, on_flush, r)) == 0)
                 err = sd_event_source_set_enabled(r->flush, SD_EVENT_OFF);
-        if (err == 0 && r->timeout_sec > 0)
-                err = sd_event_add_time_relative(e, &r->timer, CLOCK_MONOTONIC, 1000000, 0, on_tick, r);
+        if (err == 0 && r->timeout_sec > 0 &&
+            (err = sd_event_add_time_relative(e, &r->timer, CLOCK_MONOTONIC, 1000000, 0, on_tick, r)) == 0)
+                err = sd_event_source_set_enabled(r->timer, SD_EVENT_OFF);
         if (err < 0)
                 lose(r, "cannot watch its socket: %s", strerror(-err));
         return err;
@@ -513,8 +517,13 @@ static void queue(struct xs_replica *r, struct forward *f, uint16_t type, uint16
         seg->data = data;
         seg->len = data ? len : 0;
         g_queue_push_tail(r->out, seg);
-        if (g_hash_table_size(r->pending) == 0)
+        if (g_hash_table_size(r->pending) == 0) {
                 r->last_answer = now_usec();
+                if (r->timer && sd_event_source_get_enabled(r->timer, NULL) == 0) {
+                        (void) sd_event_source_set_time_relative(r->timer, 1000000);
+                        (void) sd_event_source_set_enabled(r->timer, SD_EVENT_ONESHOT);
+                }
+        }
         g_hash_table_insert(r->pending, GSIZE_TO_POINTER((gsize) cookie), f);
         f->waiting++;
 }

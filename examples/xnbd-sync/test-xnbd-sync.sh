@@ -174,6 +174,15 @@ for h in hs:
 EOF
 same a.img b.img "after writes on four connections"
 
+# Idle, the primary sleeps: its check for silent replicas runs only while
+# changes wait for an answer (a second after the last, it has found none).
+sleep 2.5
+switches() { awk '/^voluntary_ctxt_switches/ { print $2 }' "/proc/$pid_a/status"; }
+before=$(switches)
+sleep 3
+woke=$(($(switches) - before))
+[ "$woke" = 0 ] || fail "the idle primary woke $woke times in 3 s"
+
 # While it follows, the replica serves others read-only, the same bytes.
 pyrun b "$tmp/a.img" <<'EOF'
 h = connect()

@@ -289,6 +289,7 @@ void conn_run(nbdsdk_conn *conn) {
         if (conn->in_run || conn->state == CONN_CLOSED)
                 return;
         nbdsdk_conn_ref(conn);
+        atomic_store_explicit(&conn->server->loop_thread, pthread_self(), memory_order_relaxed);
         conn->in_run = true;
         conn->input_drained = false;
         conn->run_requests = 0;

@@ -169,7 +169,7 @@ void request_run_on_worker(nbdsdk_request *req) {
         if (request_pipeline_run(req, req->resume_result, &result)) {
                 req->resume_result = result;
                 req->finished = true;
-                completion_queue_push(&req->conn->server->completions, req);
+                completion_queue_push(&req->conn->server->completions, req, true);
         }
 }
 
@@ -200,7 +200,7 @@ int nbdsdk_request_complete(nbdsdk_request *req, int error) {
         }
         req->resume_continue = false;
         req->resume_result = error;
-        completion_queue_push(&req->conn->server->completions, req);
+        server_queue_completion(req->conn->server, req);
         return 0;
 }
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Attaching a server to an sd-event loop: listeners, connections (io and a
- * timer each), and the completion eventfd become event sources. Other loops
+ * timer each), and the completion queue (its eventfd, and a defer source for
+ * completions on the loop's own thread) become event sources. Other loops
  * embed the server through sd-event's own fd (see nbdsdk_server(3)). */
 #include <errno.h>
 #include <stdlib.h>
@@ -136,8 +137,29 @@ static int on_completions(sd_event_source *src, int fd, uint32_t revents, void *
         (void) src;
         (void) fd;
         (void) revents;
+        nbdsdk_server *s = userdata;
+        completion_queue_clear_wake(&s->completions);
+        server_process_completions(s);
+        return 0;
+}
+
+static int on_local_completions(sd_event_source *src, void *userdata) {
+        (void) src;
         server_process_completions(userdata);
         return 0;
+}
+
+/* An asynchronous backend often completes on the loop's own thread (its
+ * events are sources on the same loop): the defer source then brings the
+ * requests back in the loop's next round without the eventfd's write, wake-up
+ * and read. Any other thread, or a server on a loop other than sd-event,
+ * wakes the loop through the eventfd. */
+void server_queue_completion(nbdsdk_server *s, nbdsdk_request *req) {
+        bool local = s->completion_defer &&
+                     pthread_equal(pthread_self(), atomic_load_explicit(&s->loop_thread, memory_order_relaxed));
+        completion_queue_push(&s->completions, req, !local);
+        if (local)
+                (void) sd_event_source_set_enabled(s->completion_defer, SD_EVENT_ONESHOT);
 }
 
 int nbdsdk_server_attach_event(nbdsdk_server *s, sd_event *event, int64_t priority) {
@@ -153,6 +175,13 @@ int nbdsdk_server_attach_event(nbdsdk_server *s, sd_event *event, int64_t priori
         if (r >= 0)
                 r = sd_event_add_io(s->event, &s->completion_source, s->completions.efd, EPOLLIN,
                                     on_completions, s);
+        if (r >= 0)
+                r = sd_event_add_defer(s->event, &s->completion_defer, on_local_completions, s);
+        if (r >= 0) {
+                atomic_store_explicit(&s->loop_thread, pthread_self(), memory_order_relaxed);
+                (void) sd_event_source_set_priority(s->completion_defer, s->priority);
+                (void) sd_event_source_set_enabled(s->completion_defer, SD_EVENT_OFF);
+        }
         for (size_t i = 0; r >= 0 && i < s->n_listeners; i++)
                 r = server_event_add_listener(s, &s->listeners[i]);
         for (nbdsdk_conn *c = s->conns; r >= 0 && c; c = c->next)
@@ -168,6 +197,7 @@ int nbdsdk_server_detach_event(nbdsdk_server *s) {
         if (!s->event)
                 return 0;
         s->completion_source = sd_event_source_disable_unref(s->completion_source);
+        s->completion_defer = sd_event_source_disable_unref(s->completion_defer);
         for (size_t i = 0; i < s->n_listeners; i++)
                 s->listeners[i].source = sd_event_source_disable_unref(s->listeners[i].source);
         for (nbdsdk_conn *c = s->conns; c; c = c->next) {

@@ -86,6 +86,8 @@ struct nbdsdk_server {
         sd_event *event;
         int64_t priority;
         sd_event_source *completion_source;
+        sd_event_source *completion_defer; /* wakes the loop from its own thread */
+        _Atomic pthread_t loop_thread; /* the thread that last ran a connection */
 
         nbdsdk_conn *conns;      /* doubly linked through conn->prev/next */
         unsigned n_conns;
@@ -142,6 +144,8 @@ void server_add_conn(nbdsdk_server *server, nbdsdk_conn *conn);
 void server_remove_conn(nbdsdk_server *server, nbdsdk_conn *conn);
 /* Run queued completions (asynchronous backends, workers) on the loop thread. */
 void server_process_completions(nbdsdk_server *server);
+/* From any thread: bring REQ back to the loop thread (server-event.c). */
+void server_queue_completion(nbdsdk_server *server, nbdsdk_request *req);
 /* sd-event glue for one connection (server-event.c). */
 int server_event_add_conn(nbdsdk_server *server, nbdsdk_conn *conn);
 /* Serve an already-made transport (fd, or in-memory for tests). */

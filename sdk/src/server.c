@@ -379,6 +379,7 @@ int nbdsdk_server_get_completion_fd(nbdsdk_server *s) {
 int nbdsdk_server_process_completions(nbdsdk_server *s) {
         if (!s)
                 return -EINVAL;
+        completion_queue_clear_wake(&s->completions);
         server_process_completions(s);
         return 0;
 }

@@ -243,7 +243,7 @@ int nbdsdk_request_resume(nbdsdk_request *req) {
                 return -EALREADY;
         req->resume_continue = true;
         req->resume_result = 0;
-        completion_queue_push(&req->conn->server->completions, req);
+        server_queue_completion(req->conn->server, req);
         return 0;
 }
 

@@ -1,22 +1,28 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Worker threads for blocking backends, and the queue that brings finished
- * work back to the loop thread through an eventfd. */
+ * work back to the loop thread, woken through an eventfd. */
 #pragma once
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <nbdsdk/nbdsdk-ops.h>
 
 typedef struct {
         pthread_mutex_t lock;
         nbdsdk_request *first, *last;
         nbdsdk_conn *conns;      /* connections to run (a deferred option got replies) */
-        int efd;                 /* readable while the queue is not empty */
+        int efd;                 /* readable once the queue stopped being empty */
 } completion_queue;
 
 int completion_queue_init(completion_queue *q);
 void completion_queue_fini(completion_queue *q);
-/* From any thread. */
-void completion_queue_push(completion_queue *q, nbdsdk_request *req);
+/* From any thread. WAKE: make the eventfd readable if the queue was empty;
+ * without it the caller makes sure that the loop thread looks. */
+void completion_queue_push(completion_queue *q, nbdsdk_request *req, bool wake);
+/* Loop thread, before taking: the eventfd is no longer readable (pushes
+ * after this make it readable again). Taking without it leaves the eventfd
+ * readable, and the next wake-up finds the queue empty: harmless. */
+void completion_queue_clear_wake(completion_queue *q);
 /* Take everything queued (loop thread). */
 nbdsdk_request *completion_queue_take(completion_queue *q);
 /* From any thread: have the loop thread run CONN (once, however often it is

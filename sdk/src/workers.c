@@ -36,7 +36,12 @@ static void wake_loop(completion_queue *q) {
         (void) !write(q->efd, &one, sizeof one);
 }
 
-void completion_queue_push(completion_queue *q, nbdsdk_request *req) {
+void completion_queue_clear_wake(completion_queue *q) {
+        uint64_t n;
+        (void) !read(q->efd, &n, sizeof n);
+}
+
+void completion_queue_push(completion_queue *q, nbdsdk_request *req, bool wake) {
         req->next = NULL;
         pthread_mutex_lock(&q->lock);
         bool was_empty = q->first == NULL;
@@ -46,7 +51,7 @@ void completion_queue_push(completion_queue *q, nbdsdk_request *req) {
                 q->first = req;
         q->last = req;
         pthread_mutex_unlock(&q->lock);
-        if (was_empty)
+        if (was_empty && wake)
                 wake_loop(q);
 }
 
@@ -64,8 +69,6 @@ void completion_queue_push_conn(completion_queue *q, nbdsdk_conn *conn) {
 }
 
 nbdsdk_request *completion_queue_take(completion_queue *q) {
-        uint64_t n;
-        (void) !read(q->efd, &n, sizeof n);
         pthread_mutex_lock(&q->lock);
         nbdsdk_request *all = q->first;
         q->first = q->last = NULL;

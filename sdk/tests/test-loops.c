@@ -180,5 +180,90 @@ static void connection_limit_and_callbacks(void) {
         td_free(td);
 }
 
+/* Whether the completion descriptor is readable now. */
+static bool completion_fd_readable(nbdsdk_server *s) {
+        struct pollfd p = { .fd = nbdsdk_server_get_completion_fd(s), .events = POLLIN };
+        return poll(&p, 1, 0) == 1;
+}
+
+typedef struct {
+        nbdsdk_request *req;
+        int result;
+        bool fd_readable;
+} completion_job;
+
+/* An event source of the program's own on the server's loop completes a
+ * request, as an asynchronous backend's would. */
+static int complete_from_the_loop(sd_event_source *src, void *userdata) {
+        (void) src;
+        completion_job *job = userdata;
+        job->result = nbdsdk_request_complete(job->req, 0);
+        job->fd_readable = completion_fd_readable(nbdsdk_conn_get_server(nbdsdk_request_get_conn(job->req)));
+        return 0;
+}
+
+static void *complete_from_a_thread(void *userdata) {
+        completion_job *job = userdata;
+        job->result = nbdsdk_request_complete(job->req, 0);
+        return NULL;
+}
+
+/* Completions on the loop's own thread come back without waking the loop
+ * through the completion descriptor; those of other threads wake it. */
+static void completion_on_the_loop_thread_makes_no_wakeup(void) {
+        testdisk *td = td_new(1 << 20);
+        td->defer = true;
+        nbdsdk_server *s = td_server(td);
+        sd_event *e;
+        CHECK(sd_event_new(&e) == 0 && nbdsdk_server_attach_event(s, e, 0) == 0, "attach");
+        int sv[2];
+        CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
+        CHECK(nbdsdk_server_serve_fd(s, sv[0], 0, NULL) == 0, "serve the socket");
+        /* The whole handshake and two FLUSHes up front: the server reads them in turn. */
+        uint8_t f[4], opt[16], g[18], r[10];
+        wire_put32(f, NBDSDK_FLAG_C_FIXED_NEWSTYLE | NBDSDK_FLAG_C_NO_ZEROES);
+        sc_write(sv[1], f, 4);
+        wire_put64(opt, NBDSDK_MAGIC_OPTS);
+        wire_put32(opt + 8, NBDSDK_OPT_EXPORT_NAME);
+        wire_put32(opt + 12, 0);
+        sc_write(sv[1], opt, 16);
+        sc_request(sv[1], NBDSDK_CMD_FLUSH, 31, 0, 0);
+        sc_request(sv[1], NBDSDK_CMD_FLUSH, 32, 0, 0);
+        spin(e);
+        CHECK(td->n_deferred == 2, "both FLUSHes are in flight (%u)", td->n_deferred);
+        sc_read(sv[1], g, sizeof g);
+        sc_read(sv[1], r, sizeof r);
+        CHECK(wire_get64(r) == 1 << 20, "the export's size");
+        CHECK(!completion_fd_readable(s), "no completion waits yet");
+
+        completion_job local = { .req = td->deferred[0], .result = 1 };
+        sd_event_source *src;
+        CHECK(sd_event_add_defer(e, &src, complete_from_the_loop, &local) >= 0 &&
+              sd_event_source_set_enabled(src, SD_EVENT_ONESHOT) >= 0, "a source of the program's");
+        spin(e);
+        sd_event_source_unref(src);
+        CHECK(local.result == 0, "completed on the loop thread");
+        CHECK(!local.fd_readable, "a completion on the loop thread leaves the completion descriptor alone");
+        uint64_t cookie;
+        CHECK(sc_reply(sv[1], &cookie) == 0 && cookie == 31, "the first FLUSH is answered in the next round");
+
+        completion_job remote = { .req = td->deferred[1], .result = 1 };
+        pthread_t t;
+        CHECK(pthread_create(&t, NULL, complete_from_a_thread, &remote) == 0, "thread");
+        pthread_join(t, NULL);
+        CHECK(remote.result == 0, "completed on another thread");
+        CHECK(completion_fd_readable(s), "a completion on another thread wakes the loop through the descriptor");
+        spin(e);
+        CHECK(!completion_fd_readable(s), "the loop read the descriptor");
+        CHECK(sc_reply(sv[1], &cookie) == 0 && cookie == 32, "the second FLUSH is answered");
+        close(sv[1]);
+        spin(e);
+        CHECK(nbdsdk_server_get_n_connections(s) == 0, "the connection closed with the client");
+        nbdsdk_server_detach_event(s);
+        nbdsdk_server_unref(s);
+        sd_event_unref(e);
+        td_free(td);
+}
+
 TCASE_MAIN(T(readiness_api_with_poll), T(sd_event_listener_loop_thread), T(sd_event_listener_worker_threads),
-           T(connection_limit_and_callbacks))
+           T(connection_limit_and_callbacks), T(completion_on_the_loop_thread_makes_no_wakeup))

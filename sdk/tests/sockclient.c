@@ -30,16 +30,21 @@ void sc_read(int fd, void *buf, size_t len) {
         }
 }
 
-uint64_t sc_handshake(int fd) {
-        uint8_t g[18], f[4], opt[16], r[10];
-        sc_read(fd, g, sizeof g);
-        CHECK(wire_get64(g) == NBDSDK_MAGIC_INIT, "greeting");
+void sc_send_export_name(int fd) {
+        uint8_t f[4], opt[16];
         wire_put32(f, NBDSDK_FLAG_C_FIXED_NEWSTYLE | NBDSDK_FLAG_C_NO_ZEROES);
         sc_write(fd, f, 4);
         wire_put64(opt, NBDSDK_MAGIC_OPTS);
         wire_put32(opt + 8, NBDSDK_OPT_EXPORT_NAME);
         wire_put32(opt + 12, 0);
         sc_write(fd, opt, 16);
+}
+
+uint64_t sc_handshake(int fd) {
+        uint8_t g[18], r[10];
+        sc_read(fd, g, sizeof g);
+        CHECK(wire_get64(g) == NBDSDK_MAGIC_INIT, "greeting");
+        sc_send_export_name(fd);
         sc_read(fd, r, sizeof r);
         return wire_get64(r);
 }

@@ -10,6 +10,9 @@
 int sc_connect_unix(const char *path);
 void sc_write(int fd, const void *buf, size_t len);
 void sc_read(int fd, void *buf, size_t len);
+/* The client's flags (fixed newstyle, no zeroes) and EXPORT_NAME "", sent
+ * without waiting for the greeting. */
+void sc_send_export_name(int fd);
 /* Greeting, fixed newstyle flags, EXPORT_NAME ""; returns the export size. */
 uint64_t sc_handshake(int fd);
 void sc_request(int fd, uint16_t type, uint64_t cookie, uint64_t off, uint32_t len);

@@ -39,15 +39,10 @@ static void readiness_api_with_poll(void) {
         CHECK(nbdsdk_conn_get_fd(conn) == sv[0], "the readiness fd is the socket");
         CHECK(nbdsdk_conn_get_events(conn) & 1, "waiting to read the client's flags");
         /* Interleave: the client writes, the host loop runs the connection. */
-        uint8_t g[18], f[4], opt[16], r[10];
+        uint8_t g[18], r[10];
         poll_until_quiet(conn);
         sc_read(sv[1], g, sizeof g);
-        wire_put32(f, NBDSDK_FLAG_C_FIXED_NEWSTYLE | NBDSDK_FLAG_C_NO_ZEROES);
-        sc_write(sv[1], f, 4);
-        wire_put64(opt, NBDSDK_MAGIC_OPTS);
-        wire_put32(opt + 8, NBDSDK_OPT_EXPORT_NAME);
-        wire_put32(opt + 12, 0);
-        sc_write(sv[1], opt, 16);
+        sc_send_export_name(sv[1]);
         poll_until_quiet(conn);
         sc_read(sv[1], r, sizeof r);
         CHECK(wire_get64(r) == 1 << 20, "export size over the socket");
@@ -220,13 +215,8 @@ static void completion_on_the_loop_thread_makes_no_wakeup(void) {
         CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
         CHECK(nbdsdk_server_serve_fd(s, sv[0], 0, NULL) == 0, "serve the socket");
         /* The whole handshake and two FLUSHes up front: the server reads them in turn. */
-        uint8_t f[4], opt[16], g[18], r[10];
-        wire_put32(f, NBDSDK_FLAG_C_FIXED_NEWSTYLE | NBDSDK_FLAG_C_NO_ZEROES);
-        sc_write(sv[1], f, 4);
-        wire_put64(opt, NBDSDK_MAGIC_OPTS);
-        wire_put32(opt + 8, NBDSDK_OPT_EXPORT_NAME);
-        wire_put32(opt + 12, 0);
-        sc_write(sv[1], opt, 16);
+        uint8_t g[18], r[10];
+        sc_send_export_name(sv[1]);
         sc_request(sv[1], NBDSDK_CMD_FLUSH, 31, 0, 0);
         sc_request(sv[1], NBDSDK_CMD_FLUSH, 32, 0, 0);
         spin(e);

@@ -198,12 +198,15 @@ int nbdsdk_server_detach_event(nbdsdk_server *s) {
                 return 0;
         s->completion_source = sd_event_source_disable_unref(s->completion_source);
         s->completion_defer = sd_event_source_disable_unref(s->completion_defer);
+        /* What the defer source was to bring back waits for the next loop. */
+        completion_queue_wake_if_queued(&s->completions);
         for (size_t i = 0; i < s->n_listeners; i++)
                 s->listeners[i].source = sd_event_source_disable_unref(s->listeners[i].source);
         for (nbdsdk_conn *c = s->conns; c; c = c->next) {
                 c->io_source = sd_event_source_disable_unref(c->io_source);
                 c->io_wsource = sd_event_source_disable_unref(c->io_wsource);
                 c->timer_source = sd_event_source_disable_unref(c->timer_source);
+                c->hold_source = sd_event_source_disable_unref(c->hold_source);
         }
         s->event = sd_event_unref(s->event);
         return 0;

@@ -23,6 +23,8 @@ void completion_queue_push(completion_queue *q, nbdsdk_request *req, bool wake);
  * after this make it readable again). Taking without it leaves the eventfd
  * readable, and the next wake-up finds the queue empty: harmless. */
 void completion_queue_clear_wake(completion_queue *q);
+/* Make the eventfd readable if anything is queued (for a new loop to look). */
+void completion_queue_wake_if_queued(completion_queue *q);
 /* Take everything queued (loop thread). */
 nbdsdk_request *completion_queue_take(completion_queue *q);
 /* From any thread: have the loop thread run CONN (once, however often it is

@@ -68,6 +68,14 @@ void completion_queue_push_conn(completion_queue *q, nbdsdk_conn *conn) {
                 wake_loop(q);
 }
 
+void completion_queue_wake_if_queued(completion_queue *q) {
+        pthread_mutex_lock(&q->lock);
+        bool queued = q->first || q->conns;
+        pthread_mutex_unlock(&q->lock);
+        if (queued)
+                wake_loop(q);
+}
+
 nbdsdk_request *completion_queue_take(completion_queue *q) {
         pthread_mutex_lock(&q->lock);
         nbdsdk_request *all = q->first;

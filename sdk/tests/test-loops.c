@@ -255,5 +255,42 @@ static void completion_on_the_loop_thread_makes_no_wakeup(void) {
         td_free(td);
 }
 
+/* A completion made on the loop thread just before the server leaves that
+ * loop is answered on the next one. */
+static void completions_follow_the_server_to_another_loop(void) {
+        testdisk *td = td_new(1 << 20);
+        td->defer = true;
+        nbdsdk_server *s = td_server(td);
+        sd_event *e1, *e2;
+        CHECK(sd_event_new(&e1) == 0 && nbdsdk_server_attach_event(s, e1, 0) == 0, "attach to the first loop");
+        int sv[2];
+        CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
+        CHECK(nbdsdk_server_serve_fd(s, sv[0], 0, NULL) == 0, "serve the socket");
+        uint8_t g[18], r[10];
+        sc_send_export_name(sv[1]);
+        sc_request(sv[1], NBDSDK_CMD_FLUSH, 41, 0, 0);
+        spin(e1);
+        CHECK(td->n_deferred == 1, "the FLUSH is in flight");
+        sc_read(sv[1], g, sizeof g);
+        sc_read(sv[1], r, sizeof r);
+        /* This thread ran the first loop: the completion is its own. */
+        CHECK(nbdsdk_request_complete(td->deferred[0], 0) == 0, "complete on the loop thread");
+        CHECK(nbdsdk_server_detach_event(s) == 0, "detach before the first loop runs again");
+        sd_event_unref(e1);
+        CHECK(sd_event_new(&e2) == 0 && nbdsdk_server_attach_event(s, e2, 0) == 0, "attach to the second loop");
+        spin(e2);
+        struct pollfd p = { .fd = sv[1], .events = POLLIN };
+        CHECK(poll(&p, 1, 1000) == 1, "the reply arrives from the second loop");
+        uint64_t cookie;
+        CHECK(sc_reply(sv[1], &cookie) == 0 && cookie == 41, "the FLUSH is answered");
+        close(sv[1]);
+        spin(e2);
+        nbdsdk_server_detach_event(s);
+        nbdsdk_server_unref(s);
+        sd_event_unref(e2);
+        td_free(td);
+}
+
 TCASE_MAIN(T(readiness_api_with_poll), T(sd_event_listener_loop_thread), T(sd_event_listener_worker_threads),
-           T(connection_limit_and_callbacks), T(completion_on_the_loop_thread_makes_no_wakeup))
+           T(connection_limit_and_callbacks), T(completion_on_the_loop_thread_makes_no_wakeup),
+           T(completions_follow_the_server_to_another_loop))

@@ -203,27 +203,45 @@ static void *complete_from_a_thread(void *userdata) {
         return NULL;
 }
 
+/* A disk whose data callbacks defer, served on a new sd-event loop to a
+ * client on a socket pair, with N_FLUSH FLUSHes (cookies FIRST_COOKIE on) in
+ * flight. */
+typedef struct {
+        testdisk *td;
+        nbdsdk_server *s;
+        sd_event *e;
+        int fd; /* the client's end */
+} deferring_server;
+
+static deferring_server serve_deferring_disk(unsigned n_flush, uint64_t first_cookie) {
+        deferring_server ds = { .td = td_new(1 << 20) };
+        ds.td->defer = true;
+        ds.s = td_server(ds.td);
+        CHECK(sd_event_new(&ds.e) == 0 && nbdsdk_server_attach_event(ds.s, ds.e, 0) == 0, "attach");
+        int sv[2];
+        CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
+        CHECK(nbdsdk_server_serve_fd(ds.s, sv[0], 0, NULL) == 0, "serve the socket");
+        ds.fd = sv[1];
+        /* The whole handshake and the FLUSHes up front: the server reads them in turn. */
+        sc_send_export_name(ds.fd);
+        for (unsigned i = 0; i < n_flush; i++)
+                sc_request(ds.fd, NBDSDK_CMD_FLUSH, first_cookie + i, 0, 0);
+        spin(ds.e);
+        CHECK(ds.td->n_deferred == n_flush, "%u FLUSHes in flight, %u expected", ds.td->n_deferred, n_flush);
+        uint8_t g[18], r[10];
+        sc_read(ds.fd, g, sizeof g);
+        sc_read(ds.fd, r, sizeof r);
+        CHECK(wire_get64(r) == 1 << 20, "the export's size");
+        return ds;
+}
+
 /* Completions on the loop's own thread come back without waking the loop
  * through the completion descriptor; those of other threads wake it. */
 static void completion_on_the_loop_thread_makes_no_wakeup(void) {
-        testdisk *td = td_new(1 << 20);
-        td->defer = true;
-        nbdsdk_server *s = td_server(td);
-        sd_event *e;
-        CHECK(sd_event_new(&e) == 0 && nbdsdk_server_attach_event(s, e, 0) == 0, "attach");
-        int sv[2];
-        CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
-        CHECK(nbdsdk_server_serve_fd(s, sv[0], 0, NULL) == 0, "serve the socket");
-        /* The whole handshake and two FLUSHes up front: the server reads them in turn. */
-        uint8_t g[18], r[10];
-        sc_send_export_name(sv[1]);
-        sc_request(sv[1], NBDSDK_CMD_FLUSH, 31, 0, 0);
-        sc_request(sv[1], NBDSDK_CMD_FLUSH, 32, 0, 0);
-        spin(e);
-        CHECK(td->n_deferred == 2, "both FLUSHes are in flight (%u)", td->n_deferred);
-        sc_read(sv[1], g, sizeof g);
-        sc_read(sv[1], r, sizeof r);
-        CHECK(wire_get64(r) == 1 << 20, "the export's size");
+        deferring_server ds = serve_deferring_disk(2, 31);
+        testdisk *td = ds.td;
+        nbdsdk_server *s = ds.s;
+        sd_event *e = ds.e;
         CHECK(!completion_fd_readable(s), "no completion waits yet");
 
         completion_job local = { .req = td->deferred[0], .result = 1 };
@@ -235,7 +253,7 @@ static void completion_on_the_loop_thread_makes_no_wakeup(void) {
         CHECK(local.result == 0, "completed on the loop thread");
         CHECK(!local.fd_readable, "a completion on the loop thread leaves the completion descriptor alone");
         uint64_t cookie;
-        CHECK(sc_reply(sv[1], &cookie) == 0 && cookie == 31, "the first FLUSH is answered in the next round");
+        CHECK(sc_reply(ds.fd, &cookie) == 0 && cookie == 31, "the first FLUSH is answered in the next round");
 
         completion_job remote = { .req = td->deferred[1], .result = 1 };
         pthread_t t;
@@ -245,8 +263,8 @@ static void completion_on_the_loop_thread_makes_no_wakeup(void) {
         CHECK(completion_fd_readable(s), "a completion on another thread wakes the loop through the descriptor");
         spin(e);
         CHECK(!completion_fd_readable(s), "the loop read the descriptor");
-        CHECK(sc_reply(sv[1], &cookie) == 0 && cookie == 32, "the second FLUSH is answered");
-        close(sv[1]);
+        CHECK(sc_reply(ds.fd, &cookie) == 0 && cookie == 32, "the second FLUSH is answered");
+        close(ds.fd);
         spin(e);
         CHECK(nbdsdk_server_get_n_connections(s) == 0, "the connection closed with the client");
         nbdsdk_server_detach_event(s);
@@ -258,32 +276,21 @@ static void completion_on_the_loop_thread_makes_no_wakeup(void) {
 /* A completion made on the loop thread just before the server leaves that
  * loop is answered on the next one. */
 static void completions_follow_the_server_to_another_loop(void) {
-        testdisk *td = td_new(1 << 20);
-        td->defer = true;
-        nbdsdk_server *s = td_server(td);
-        sd_event *e1, *e2;
-        CHECK(sd_event_new(&e1) == 0 && nbdsdk_server_attach_event(s, e1, 0) == 0, "attach to the first loop");
-        int sv[2];
-        CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
-        CHECK(nbdsdk_server_serve_fd(s, sv[0], 0, NULL) == 0, "serve the socket");
-        uint8_t g[18], r[10];
-        sc_send_export_name(sv[1]);
-        sc_request(sv[1], NBDSDK_CMD_FLUSH, 41, 0, 0);
-        spin(e1);
-        CHECK(td->n_deferred == 1, "the FLUSH is in flight");
-        sc_read(sv[1], g, sizeof g);
-        sc_read(sv[1], r, sizeof r);
+        deferring_server ds = serve_deferring_disk(1, 41);
+        testdisk *td = ds.td;
+        nbdsdk_server *s = ds.s;
+        sd_event *e1 = ds.e, *e2;
         /* This thread ran the first loop: the completion is its own. */
         CHECK(nbdsdk_request_complete(td->deferred[0], 0) == 0, "complete on the loop thread");
         CHECK(nbdsdk_server_detach_event(s) == 0, "detach before the first loop runs again");
         sd_event_unref(e1);
         CHECK(sd_event_new(&e2) == 0 && nbdsdk_server_attach_event(s, e2, 0) == 0, "attach to the second loop");
         spin(e2);
-        struct pollfd p = { .fd = sv[1], .events = POLLIN };
+        struct pollfd p = { .fd = ds.fd, .events = POLLIN };
         CHECK(poll(&p, 1, 1000) == 1, "the reply arrives from the second loop");
         uint64_t cookie;
-        CHECK(sc_reply(sv[1], &cookie) == 0 && cookie == 41, "the FLUSH is answered");
-        close(sv[1]);
+        CHECK(sc_reply(ds.fd, &cookie) == 0 && cookie == 41, "the FLUSH is answered");
+        close(ds.fd);
         spin(e2);
         nbdsdk_server_detach_event(s);
         nbdsdk_server_unref(s);

@@ -4,13 +4,15 @@
  * wrote, then a silent client that the handshake timeout must drop (its timer
  * is created while dispatching its accept, the last thing the loop does, so
  * it only fires if the glue arms timers before every wait), the host's own
- * sources still served, and the loop ending on nbdsdk_server_shutdown(). */
+ * sources still served, and the loop ending on nbdsdk_server_shutdown(); and
+ * a request completed from a GLib callback of the host's. */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/socket.h>
 #include <glib-unix.h>
 #include <systemd/sd-event.h>
 #include <nbdsdk/nbdsdk-glib.h>
@@ -206,6 +208,88 @@ static void poll_worker_threads(void) { run_poll(2); }
 static void glib_loop_thread(void) { run_glib(0); }
 static void glib_worker_threads(void) { run_glib(2); }
 
+/* An asynchronous backend driven by GLib completes a request from a callback
+ * of the host's own: on the thread that runs the connections, so without the
+ * completion descriptor, through a defer source that the GLib source must
+ * find ready on its next round. */
+typedef struct {
+        testdisk *td;
+        nbdsdk_server *server;
+        int result;
+        bool fd_readable;
+} glib_completion;
+
+static gboolean complete_from_glib(gpointer data) {
+        glib_completion *c = data;
+        c->result = nbdsdk_request_complete(c->td->deferred[0], 0);
+        struct pollfd p = { .fd = nbdsdk_server_get_completion_fd(c->server), .events = POLLIN };
+        c->fd_readable = poll(&p, 1, 0) == 1;
+        return G_SOURCE_REMOVE;
+}
+
+/* Iterate CTX (a host timer wakes it every 50 ms) until FD is readable or
+ * DEADLINE; true if readable. */
+static bool iterate_until_readable(GMainContext *ctx, int fd, double deadline) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        while (poll(&p, 1, 0) == 0) {
+                if (now() > deadline)
+                        return false;
+                g_main_context_iteration(ctx, TRUE);
+        }
+        return true;
+}
+
+static void glib_host_completes_a_deferred_request(void) {
+        glib_completion c = { .td = td_new(1 << 20), .result = 1 };
+        c.td->defer = true;
+        c.server = td_server(c.td);
+        sd_event *e;
+        CHECK(sd_event_new(&e) == 0 && nbdsdk_server_attach_event(c.server, e, 0) == 0, "attach");
+        int sv[2];
+        CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
+        CHECK(nbdsdk_server_serve_fd(c.server, sv[0], 0, NULL) == 0, "serve the socket");
+        sc_send_export_name(sv[1]);
+        sc_request(sv[1], NBDSDK_CMD_FLUSH, 51, 0, 0);
+        GMainContext *ctx = g_main_context_new();
+        GSource *src, *tick = g_timeout_source_new(50);
+        unsigned ticks = 0;
+        CHECK(nbdsdk_glib_source_new(e, &src) == 0, "source");
+        g_source_attach(src, ctx);
+        g_source_set_callback(tick, on_tick, &ticks, NULL);
+        g_source_attach(tick, ctx);
+        double deadline = now() + 10;
+        CHECK(iterate_until_readable(ctx, sv[1], deadline), "the greeting arrives");
+        while (c.td->n_deferred == 0 && now() < deadline)
+                g_main_context_iteration(ctx, TRUE);
+        CHECK(c.td->n_deferred == 1, "the FLUSH is in flight");
+        uint8_t g[18], r[10];
+        sc_read(sv[1], g, sizeof g);
+        sc_read(sv[1], r, sizeof r);
+        GSource *idle = g_idle_source_new();
+        g_source_set_callback(idle, complete_from_glib, &c, NULL);
+        g_source_attach(idle, ctx);
+        g_source_unref(idle);
+        CHECK(iterate_until_readable(ctx, sv[1], now() + 10), "the reply arrives while GLib runs");
+        CHECK(c.result == 0, "completed from the host's callback");
+        CHECK(!c.fd_readable, "on the loop's own thread, without the completion descriptor");
+        uint64_t cookie;
+        CHECK(sc_reply(sv[1], &cookie) == 0 && cookie == 51, "the FLUSH is answered");
+        close(sv[1]);
+        deadline = now() + 10;
+        while (nbdsdk_server_get_n_connections(c.server) > 0 && now() < deadline)
+                g_main_context_iteration(ctx, TRUE);
+        CHECK(nbdsdk_server_get_n_connections(c.server) == 0, "the connection closed with the client");
+        g_source_destroy(tick);
+        g_source_unref(tick);
+        g_source_destroy(src);
+        g_source_unref(src);
+        g_main_context_unref(ctx);
+        nbdsdk_server_detach_event(c.server);
+        nbdsdk_server_unref(c.server);
+        sd_event_unref(e);
+        td_free(c.td);
+}
+
 static void bad_arguments(void) {
         struct pollfd p;
         GSource *src;
@@ -221,4 +305,4 @@ static void bad_arguments(void) {
 }
 
 TCASE_MAIN(T(poll_loop_thread), T(poll_worker_threads), T(glib_loop_thread), T(glib_worker_threads),
-           T(bad_arguments))
+           T(glib_host_completes_a_deferred_request), T(bad_arguments))

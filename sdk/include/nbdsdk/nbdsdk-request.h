@@ -25,8 +25,10 @@ uint64_t nbdsdk_request_get_length(nbdsdk_request *req);
 bool nbdsdk_request_may_block(nbdsdk_request *req);
 
 /* Finish a request whose callback returned NBDSDK_DEFER: ERROR is 0 or a negative
- * errno. Safe from any thread, exactly once. Returns 0, -EINVAL (NULL, or ERROR
- * positive), -EALREADY (not deferred, or completed already). */
+ * errno. Safe from any thread, exactly once; on the thread that runs the
+ * server's sd-event loop it makes no system call (the request continues in the
+ * loop's next round), from others it wakes the loop. Returns 0, -EINVAL (NULL,
+ * or ERROR positive), -EALREADY (not deferred, or completed already). */
 int nbdsdk_request_complete(nbdsdk_request *req, int error);
 
 /* Attach a human-readable reason to a failing request; clients that negotiated

@@ -125,7 +125,9 @@ int nbdsdk_server_connect_device(nbdsdk_server *server, const char *device, nbds
 
 /* Attach to an sd-event loop (NULL: the thread's default loop). Listeners,
  * connections, timers and worker completions become sources of that loop.
- * Returns 0, -EBUSY if attached already, -errno. */
+ * Returns 0, -EBUSY if attached already, -errno. Detaching removes those
+ * sources; completions still waiting for their replies leave the completion
+ * fd readable for the next loop (or host). */
 int nbdsdk_server_attach_event(nbdsdk_server *server, sd_event *event, int64_t priority);
 int nbdsdk_server_detach_event(nbdsdk_server *server);
 sd_event *nbdsdk_server_get_event(nbdsdk_server *server);

@@ -134,8 +134,14 @@ static void waiting_is_kept_when_it_costs_clearly_less_cpu(void) {
                          .cpu_run = 10, .cpu_request = 2 };
         sim_result r = simulate(&c, 20, 1);
         CHECK(r.waits * 100 > r.runs * 80, "the connection waits after most runs (%u of %u)", r.waits, r.runs);
-        /* But not if the client is any slower for it (47.6 k/s). */
-        c.gap[BATCH_HOLD] = 84;
+        /* Also if the client seems 6 % slower for it (47.1 k/s): a trial's
+         * noise on a virtual machine. */
+        c.gap[BATCH_HOLD] = 85;
+        r = simulate(&c, 20, 1);
+        CHECK(r.waits * 100 > r.runs * 80, "a loss within the noise does not count (%u of %u runs wait)", r.waits,
+              r.runs);
+        /* But not if it is clearly slower (43.5 k/s, 13 % less). */
+        c.gap[BATCH_HOLD] = 92;
         r = simulate(&c, 30, 10);
         CHECK(r.waits * 100 < r.runs * 2, "a CPU saving does not excuse a slower client (%u of %u runs)",
               r.waits, r.runs);

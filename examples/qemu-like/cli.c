@@ -130,16 +130,35 @@ static int object_property(struct ql_tls_creds *o, char *prop, bool *endpoint) {
         return ql_error("--object: unknown property '%s' for %s", prop, o->psk ? "tls-creds-psk" : "tls-creds-x509");
 }
 
+/* The next comma-separated field at *POS, or NULL after the last one. As in
+ * qemu, ",," stands for a comma inside a field (dir=/a,,b is "/a,b"); the
+ * field is unescaped in place. */
+static char *next_field(char **pos) {
+        char *field = *pos, *out = field;
+        if (!field)
+                return NULL;
+        for (char *in = field;; in++) {
+                if (*in == ',' && in[1] == ',')
+                        in++;
+                else if (*in == ',' || *in == 0) {
+                        *pos = *in ? in + 1 : NULL;
+                        *out = 0;
+                        return field;
+                }
+                *out++ = *in;
+        }
+}
+
 /* --object TYPE,id=ID,dir=DIR,endpoint=server[,verify-peer=on|off]. */
 static int parse_object(const char *arg, struct ql_config *cf) {
         if (cf->n_objects == QL_MAX_OBJECTS)
                 return ql_error("--object: at most %d objects", QL_MAX_OBJECTS);
-        char *text = strdup(arg), *save = NULL;
+        char *text = strdup(arg), *pos = text;
         if (!text)
                 return ql_error("out of memory");
         struct ql_tls_creds *o = &cf->objects[cf->n_objects++];
         *o = (struct ql_tls_creds) { .verify_peer = true };
-        const char *type = strtok_r(text, ",", &save);
+        const char *type = next_field(&pos);
         int r = 0;
         if (type && strcmp(type, "tls-creds-psk") == 0)
                 o->psk = true;
@@ -147,7 +166,7 @@ static int parse_object(const char *arg, struct ql_config *cf) {
                 r = ql_error("--object: unsupported type '%s' (qemu-like knows tls-creds-x509 and tls-creds-psk)",
                              type ? type : "");
         bool endpoint = false;
-        for (char *prop; r == 0 && (prop = strtok_r(NULL, ",", &save));)
+        for (char *prop; r == 0 && (prop = next_field(&pos));)
                 r = object_property(o, prop, &endpoint);
         if (r == 0 && (!o->id || !o->dir))
                 r = ql_error("--object %s needs id= and dir=", type);

@@ -2,7 +2,8 @@
 # qemu-like's TLS options, as qemu-nbd has them (--object tls-creds-psk or
 # tls-creds-x509 with endpoint=server, --tls-creds=ID), with qemu-img as the
 # client: data over TLS, plain clients refused, client certificates required
-# unless verify-peer=off; and bad --object/--tls-creds values refused in one line.
+# unless verify-peer=off; ",," for a comma in a value; and bad --object/--tls-creds
+# values refused in one line.
 # Usage: test-tls.sh QEMU-LIKE
 set -euo pipefail
 ql=$1
@@ -35,6 +36,7 @@ bad --object "tls-creds-psk,id=x,dir=$tmp/psk,endpoint=server,verify-peer=on" "u
 bad --object "tls-creds-x509,id=x,dir=$tmp/pki,endpoint=server,verify-peer=maybe" "invalid verify-peer 'maybe'"
 bad --object "tls-creds-psk,id=x,dir=$tmp/psk,endpoint=server" \
 	--object "tls-creds-psk,id=x,dir=$tmp/psk,endpoint=server" "id 'x' is used twice"
+bad --object "tls-creds-psk,id=x,dir=$tmp/p,sk,endpoint=server" "'sk' is not key=value"
 bad --tls-creds=nope "no --object has id 'nope'"
 bad -k "$tmp/x.sock" --object "tls-creds-x509,id=x,dir=$tmp/psk,endpoint=server" --tls-creds=x \
 	"unusable TLS credentials in $tmp/psk"
@@ -68,6 +70,14 @@ qio "$psk_client" "" -c 'read -P 0x5a 1M 1M' -c 'read -P 0 0 1M' >/dev/null ||
 	fail "reading back over TLS (PSK) did not give what was written"
 if out=$(t qemu-img info "nbd+unix:///?socket=$tmp/ql.sock" 2>&1); then fail "a client without TLS was served: $out"; fi
 grep -q 'TLS negotiation required' <<<"$out" || fail "a plain client was not told TLS is required: $out"
+stop
+
+# A comma in a value is written ",,", as qemu has it.
+mkdir "$tmp/p,sk"
+cp "$tmp/psk/keys.psk" "$tmp/p,sk/"
+serve --object "tls-creds-psk,id=tls0,dir=$tmp/p,,sk,endpoint=server" --tls-creds=tls0
+qio "tls-creds-psk,id=tls0,endpoint=client,dir=$tmp/p,,sk,username=alice" "" -c 'read -P 0x5a 1M 1M' >/dev/null ||
+	fail "dir=$tmp/p,,sk: reading over TLS with the keys in $tmp/p,sk"
 stop
 
 serve --object "tls-creds-x509,id=tls0,dir=$tmp/pki,endpoint=server" --tls-creds=tls0

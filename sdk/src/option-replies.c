@@ -2,9 +2,10 @@
 /* An extension's option replies. The handler may send them itself, or
  * return NBDSDK_DEFER and send them later from any thread; either way they
  * are queued under a lock and the loop thread moves them to the output, in
- * order. A deferred option's reply wakes the loop through the completion
- * queue, and until the final reply the connection reads no further option
- * (spec: the client MUST NOT send one). */
+ * order. A deferred option's reply brings the connection back to the loop
+ * thread through the completion queue (server_queue_conn), and until the
+ * final reply the connection reads no further option (spec: the client MUST
+ * NOT send one). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,7 +69,7 @@ int option_replies_push(nbdsdk_conn *conn, uint32_t type, const void *data, size
         if (r < 0)
                 free(it);
         else if (wake)
-                completion_queue_push_conn(&conn->server->completions, conn);
+                server_queue_conn(conn->server, conn);
         return r;
 }
 

@@ -150,16 +150,32 @@ static int on_local_completions(sd_event_source *src, void *userdata) {
 }
 
 /* An asynchronous backend often completes on the loop's own thread (its
- * events are sources on the same loop): the defer source then brings the
- * requests back in the loop's next round without the eventfd's write, wake-up
- * and read. Any other thread, or a server on a loop other than sd-event,
- * wakes the loop through the eventfd. */
+ * events are sources on the same loop), and so does an option handler's
+ * deferred reply: the defer source then brings the news back in the loop's
+ * next round without the eventfd's write, wake-up and read. Any other thread,
+ * or a server on a loop other than sd-event, wakes the loop through the
+ * eventfd. */
+static bool on_loop_thread(const nbdsdk_server *s) {
+        return s->completion_defer &&
+               pthread_equal(pthread_self(), atomic_load_explicit(&s->loop_thread, memory_order_relaxed));
+}
+
+static void run_defer_next_round(nbdsdk_server *s) {
+        (void) sd_event_source_set_enabled(s->completion_defer, SD_EVENT_ONESHOT);
+}
+
 void server_queue_completion(nbdsdk_server *s, nbdsdk_request *req) {
-        bool local = s->completion_defer &&
-                     pthread_equal(pthread_self(), atomic_load_explicit(&s->loop_thread, memory_order_relaxed));
+        bool local = on_loop_thread(s);
         completion_queue_push(&s->completions, req, !local);
         if (local)
-                (void) sd_event_source_set_enabled(s->completion_defer, SD_EVENT_ONESHOT);
+                run_defer_next_round(s);
+}
+
+void server_queue_conn(nbdsdk_server *s, nbdsdk_conn *conn) {
+        bool local = on_loop_thread(s);
+        completion_queue_push_conn(&s->completions, conn, !local);
+        if (local)
+                run_defer_next_round(s);
 }
 
 int nbdsdk_server_attach_event(nbdsdk_server *s, sd_event *event, int64_t priority) {

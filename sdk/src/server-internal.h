@@ -146,6 +146,8 @@ void server_remove_conn(nbdsdk_server *server, nbdsdk_conn *conn);
 void server_process_completions(nbdsdk_server *server);
 /* From any thread: bring REQ back to the loop thread (server-event.c). */
 void server_queue_completion(nbdsdk_server *server, nbdsdk_request *req);
+/* From any thread: run CONN on the loop thread (a deferred option's reply). */
+void server_queue_conn(nbdsdk_server *server, nbdsdk_conn *conn);
 /* sd-event glue for one connection (server-event.c). */
 int server_event_add_conn(nbdsdk_server *server, nbdsdk_conn *conn);
 /* Serve an already-made transport (fd, or in-memory for tests). */

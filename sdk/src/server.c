@@ -302,7 +302,7 @@ void server_process_completions(nbdsdk_server *s) {
                 batch[n++] = conn;
         }
         run_batch(batch, n);
-        /* Connections whose deferred option got replies from another thread. */
+        /* Connections whose deferred option got replies since. */
         for (nbdsdk_conn *conn; (conn = completion_queue_take_conn(&s->completions));) {
                 conn_run(conn);
                 nbdsdk_conn_unref(conn);

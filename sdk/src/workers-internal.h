@@ -28,8 +28,9 @@ void completion_queue_wake_if_queued(completion_queue *q);
 /* Take everything queued (loop thread). */
 nbdsdk_request *completion_queue_take(completion_queue *q);
 /* From any thread: have the loop thread run CONN (once, however often it is
- * pushed before it runs). The queue holds a reference meanwhile. */
-void completion_queue_push_conn(completion_queue *q, nbdsdk_conn *conn);
+ * pushed before it runs). The queue holds a reference meanwhile. WAKE as
+ * for completion_queue_push. */
+void completion_queue_push_conn(completion_queue *q, nbdsdk_conn *conn, bool wake);
 /* Loop thread: one queued connection, or NULL. The caller runs it and drops
  * the queue's reference. */
 nbdsdk_conn *completion_queue_take_conn(completion_queue *q);

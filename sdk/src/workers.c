@@ -55,7 +55,7 @@ void completion_queue_push(completion_queue *q, nbdsdk_request *req, bool wake) 
                 wake_loop(q);
 }
 
-void completion_queue_push_conn(completion_queue *q, nbdsdk_conn *conn) {
+void completion_queue_push_conn(completion_queue *q, nbdsdk_conn *conn, bool wake) {
         pthread_mutex_lock(&q->lock);
         bool was_empty = q->conns == NULL, push = !conn->woken;
         if (push) {
@@ -64,7 +64,7 @@ void completion_queue_push_conn(completion_queue *q, nbdsdk_conn *conn) {
                 q->conns = nbdsdk_conn_ref(conn);
         }
         pthread_mutex_unlock(&q->lock);
-        if (push && was_empty)
+        if (push && was_empty && wake)
                 wake_loop(q);
 }
 

@@ -273,6 +273,69 @@ static void completion_on_the_loop_thread_makes_no_wakeup(void) {
         td_free(td);
 }
 
+/* An option handler that defers, and the program's event source on the
+ * server's loop that sends its ACK, as a handler waiting for another service
+ * watched by the same loop would. */
+#define OPT_PRIVATE 0x4e530001u
+static nbdsdk_conn *deferred_option;
+
+static int defer_option(nbdsdk_conn *conn, uint32_t option, const void *data, size_t len, void *ud) {
+        (void) option; (void) data; (void) len; (void) ud;
+        deferred_option = nbdsdk_conn_ref(conn);
+        return NBDSDK_DEFER;
+}
+
+static int ack_from_the_loop(sd_event_source *src, void *userdata) {
+        (void) src;
+        bool *fd_readable = userdata;
+        CHECK(nbdsdk_conn_option_reply(deferred_option, NBDSDK_REP_ACK, NULL, 0) == 0, "the deferred ACK");
+        *fd_readable = completion_fd_readable(nbdsdk_conn_get_server(deferred_option));
+        deferred_option = nbdsdk_conn_unref(deferred_option);
+        return 0;
+}
+
+/* A deferred option's reply sent on the loop's own thread comes back
+ * without waking the loop through the completion descriptor either. */
+static void option_reply_on_the_loop_thread_makes_no_wakeup(void) {
+        testdisk *td = td_new(1 << 20);
+        nbdsdk_server *s = td_server(td);
+        CHECK(nbdsdk_server_add_option(s, OPT_PRIVATE, "X", defer_option, NULL, 0, NULL) == 0, "a private option");
+        sd_event *e;
+        CHECK(sd_event_new(&e) == 0 && nbdsdk_server_attach_event(s, e, 0) == 0, "attach");
+        int sv[2];
+        CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
+        CHECK(nbdsdk_server_serve_fd(s, sv[0], 0, NULL) == 0, "serve the socket");
+        /* Fixed newstyle and no zeroes, then the option without data. */
+        uint8_t hello[4 + 16];
+        wire_put32(hello, 3);
+        wire_put64(hello + 4, NBDSDK_MAGIC_OPTS);
+        wire_put32(hello + 12, OPT_PRIVATE);
+        wire_put32(hello + 16, 0);
+        sc_write(sv[1], hello, sizeof hello);
+        spin(e);
+        CHECK(deferred_option != NULL, "the handler deferred");
+
+        bool fd_readable = true;
+        sd_event_source *src;
+        CHECK(sd_event_add_defer(e, &src, ack_from_the_loop, &fd_readable) >= 0 &&
+              sd_event_source_set_enabled(src, SD_EVENT_ONESHOT) >= 0, "a source of the program's");
+        spin(e);
+        sd_event_source_unref(src);
+        CHECK(!fd_readable, "a reply on the loop thread leaves the completion descriptor alone");
+        uint8_t greeting[18], reply[20];
+        sc_read(sv[1], greeting, sizeof greeting);
+        sc_read(sv[1], reply, sizeof reply);
+        CHECK(wire_get32(reply + 8) == OPT_PRIVATE && wire_get32(reply + 12) == NBDSDK_REP_ACK,
+              "the client gets the ACK in the next round");
+        close(sv[1]);
+        spin(e);
+        CHECK(nbdsdk_server_get_n_connections(s) == 0, "the connection closed with the client");
+        nbdsdk_server_detach_event(s);
+        nbdsdk_server_unref(s);
+        sd_event_unref(e);
+        td_free(td);
+}
+
 /* A completion made on the loop thread just before the server leaves that
  * loop is answered on the next one. */
 static void completions_follow_the_server_to_another_loop(void) {
@@ -300,4 +363,4 @@ static void completions_follow_the_server_to_another_loop(void) {
 
 TCASE_MAIN(T(readiness_api_with_poll), T(sd_event_listener_loop_thread), T(sd_event_listener_worker_threads),
            T(connection_limit_and_callbacks), T(completion_on_the_loop_thread_makes_no_wakeup),
-           T(completions_follow_the_server_to_another_loop))
+           T(option_reply_on_the_loop_thread_makes_no_wakeup), T(completions_follow_the_server_to_another_loop))

@@ -26,6 +26,10 @@ typedef struct {
         size_t bytes;
 } buffer_stash;
 
+/* A data buffer of SIZE bytes that starts on a page (on a cache line below
+ * 4 KiB), for free(); NULL if out of memory. */
+void *buffer_alloc(size_t size);
+
 void buffer_stash_init(buffer_stash *stash);
 /* Free every buffer kept. */
 void buffer_stash_fini(buffer_stash *stash);
@@ -33,6 +37,6 @@ void buffer_stash_fini(buffer_stash *stash);
  * given last), taken out of the stash (its size in *RETCAP), or NULL (always
  * for SIZE below STASH_MIN_BUFFER). */
 void *buffer_stash_take(buffer_stash *stash, size_t size, size_t *retcap);
-/* Keep BUF (CAP bytes, from malloc; NULL is ignored) or free it: small ones,
+/* Keep BUF (CAP bytes, from buffer_alloc; NULL is ignored) or free it: small ones,
  * and those over the stash's bounds, are freed. */
 void buffer_stash_give(buffer_stash *stash, void *buf, size_t cap);

@@ -8,6 +8,16 @@
 #include <string.h>
 #include "buffers-internal.h"
 
+/* The kernel copies into and out of data buffers for the backend (a file's
+ * pread) and the socket, and on this VM's AMD EPYC those copies ran 4-5 times
+ * slower to malloc's 16-byte alignment: a 1 MiB pread from tmpfs cost
+ * 0.64-0.69 s/GiB of CPU into a malloc'd buffer, 0.15 into one on a cache
+ * line or a page. Direct I/O needs the page alignment anyway. */
+void *buffer_alloc(size_t size) {
+        void *buf;
+        return posix_memalign(&buf, size >= 4096 ? 4096 : 64, size) == 0 ? buf : NULL;
+}
+
 void buffer_stash_init(buffer_stash *stash) {
         pthread_mutex_init(&stash->lock, NULL);
         stash->n = 0;

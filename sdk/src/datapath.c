@@ -271,7 +271,7 @@ static int step_cache(nbdsdk_request *req, dp_op *op) {
         uint64_t chunk = op->length - op->progress;
         if (chunk > EMULATE_CHUNK)
                 chunk = EMULATE_CHUNK;
-        if (!op->scratch && !(op->scratch = malloc(chunk)))
+        if (!op->scratch && !(op->scratch = buffer_alloc(chunk)))
                 return -ENOMEM;
         uint64_t off = op->offset + op->progress;
         op->progress += chunk;

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include "buffers-internal.h"
 #include "layer-builtin-internal.h"
 #include "layers-internal.h"
 
@@ -38,7 +39,7 @@ static int overlay_create(cow *c, uint64_t size) {
                 return -errno;
         uint64_t blocks = (size + c->block - 1) / c->block;
         if (ftruncate(c->fd, (off_t) size) < 0 || !(c->map = calloc(blocks ? blocks : 1, 1)) ||
-            !(c->rmw = malloc(c->block))) {
+            !(c->rmw = buffer_alloc(c->block))) {
                 int r = errno ? -errno : -ENOMEM;
                 close(c->fd);
                 c->fd = -1;

@@ -62,7 +62,7 @@ int request_reserve(nbdsdk_request *req, size_t size) {
         buffer_stash *stash = &req->conn->server->buffers;
         size_t cap = size;
         void *buf = buffer_stash_take(stash, size, &cap);
-        if (!buf && !(buf = malloc(size)))
+        if (!buf && !(buf = buffer_alloc(size)))
                 return -ENOMEM;
         buffer_stash_give(stash, req->buf, req->buf_cap);
         req->buf = buf;

@@ -92,6 +92,7 @@ static void bounded_in_bytes_and_number(void) {
 #define DISK (1u * MIB)
 static char disk[DISK];
 static void *last_buf;
+static const void *last_write_buf;
 
 static int64_t b_size(nbdsdk_conn *conn, void *ud) { (void) conn; (void) ud; return DISK; }
 static int b_pread(nbdsdk_request *req, void *buf, uint64_t count, uint64_t off, uint32_t flags, void *ud) {
@@ -103,6 +104,7 @@ static int b_pread(nbdsdk_request *req, void *buf, uint64_t count, uint64_t off,
 
 static int b_pwrite(nbdsdk_request *req, const void *buf, uint64_t count, uint64_t off, uint32_t flags, void *ud) {
         (void) req; (void) flags; (void) ud;
+        last_write_buf = buf;
         memcpy(disk + off, buf, count);
         return 0;
 }
@@ -111,7 +113,7 @@ static const struct nbdsdk_ops b_ops = { .name = "buffers", .get_size = b_size, 
                                          .pwrite = b_pwrite };
 
 static void *read_once(nbdsdk_server *s, uint64_t len) {
-        static char got[256 * KIB];
+        static char got[MIB];
         tclient *tc = tc_open(s, TC_SIMPLE, false, NULL);
         last_buf = NULL;
         CHECK(tc_read(tc, 0, 1, 4096, got, len) == 0, "the read succeeds");
@@ -139,6 +141,33 @@ static void a_closed_connection_leaves_its_buffer_to_the_next(void) {
         CHECK(tc_read(tc, 0, 1, 0, got, sizeof got) == 0 && last_buf != first, "a 4 KiB read uses a buffer of its own");
         CHECK(s->buffers.n == 1, "and leaves the kept one there (%zu kept)", s->buffers.n);
         tc_free(tc);
+        nbdsdk_server_unref(s);
+}
+
+/* The buffers a backend reads into and writes from start on a page (on a
+ * cache line below 4 KiB): the kernel's copies into them are several times
+ * faster than at malloc's alignment, and direct I/O needs it. */
+static void request_buffers_start_on_a_page(void) {
+        nbdsdk_server *s;
+        CHECK(nbdsdk_server_new(&b_ops, sizeof b_ops, NULL, &s) == 0, "server");
+        static const uint32_t lens[] = { MIB - 4 * KIB, 64 * KIB, 4 * KIB, 512 };
+        static char data[MIB];
+        for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+                uint32_t len = lens[i];
+                uintptr_t align = len >= 4 * KIB ? 4 * KIB : 64;
+                /* A connection of its own: no buffer of a bigger request to reuse. */
+                void *buf = read_once(s, len);
+                CHECK((uintptr_t) buf % align == 0, "a %u-byte read's buffer %p is aligned to %zu bytes", len, buf,
+                      (size_t) align);
+                tclient *tc = tc_open(s, TC_SIMPLE, false, NULL);
+                CHECK(tc_write(tc, 0, 1, 0, data, len) == 0, "a %u-byte write", len);
+                CHECK((uintptr_t) last_write_buf % align == 0, "a %u-byte write's buffer %p is aligned to %zu bytes",
+                      len, last_write_buf, (size_t) align);
+                tc_free(tc);
+        }
+        void *b = buffer_alloc(3 * KIB);
+        CHECK(b && (uintptr_t) b % 64 == 0, "buffer_alloc below a page: a cache line");
+        free(b);
         nbdsdk_server_unref(s);
 }
 
@@ -176,4 +205,5 @@ static void a_write_gives_its_buffer_back_before_its_reply(void) {
 
 TCASE_MAIN(T(small_buffers_are_not_kept), T(take_gives_the_smallest_that_fits), T(of_equal_buffers_the_last_given_comes_first),
            T(bounded_in_bytes_and_number),
-           T(a_closed_connection_leaves_its_buffer_to_the_next), T(a_write_gives_its_buffer_back_before_its_reply))
+           T(a_closed_connection_leaves_its_buffer_to_the_next), T(request_buffers_start_on_a_page),
+           T(a_write_gives_its_buffer_back_before_its_reply))

@@ -77,7 +77,9 @@ struct nbdsdk_ops {
         int (*is_rotational)(nbdsdk_conn *conn, void *userdata);
 
         /* Data path. Requests reaching these are valid: in range, aligned,
-         * advertised, and not writes to a read-only export. */
+         * advertised, and not writes to a read-only export. The library's
+         * buffers (BUF) start on a 4096-byte boundary, on a 64-byte one below
+         * 4096 bytes; a layer may pass on part of its own. */
         int (*pread)(nbdsdk_request *req, void *buf, uint64_t count, uint64_t offset,
                      uint32_t flags, void *userdata);
         int (*pwrite)(nbdsdk_request *req, const void *buf, uint64_t count, uint64_t offset,

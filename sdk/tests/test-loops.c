@@ -203,6 +203,18 @@ static void *complete_from_a_thread(void *userdata) {
         return NULL;
 }
 
+/* The client hangs up: the server on E closes the connection, leaves the
+ * loop and goes, with its disk. */
+static void end_session(int client_fd, nbdsdk_server *s, sd_event *e, testdisk *td) {
+        close(client_fd);
+        spin(e);
+        CHECK(nbdsdk_server_get_n_connections(s) == 0, "the connection closed with the client");
+        nbdsdk_server_detach_event(s);
+        nbdsdk_server_unref(s);
+        sd_event_unref(e);
+        td_free(td);
+}
+
 /* A disk whose data callbacks defer, served on a new sd-event loop to a
  * client on a socket pair, with N_FLUSH FLUSHes (cookies FIRST_COOKIE on) in
  * flight. */
@@ -264,13 +276,7 @@ static void completion_on_the_loop_thread_makes_no_wakeup(void) {
         spin(e);
         CHECK(!completion_fd_readable(s), "the loop read the descriptor");
         CHECK(sc_reply(ds.fd, &cookie) == 0 && cookie == 32, "the second FLUSH is answered");
-        close(ds.fd);
-        spin(e);
-        CHECK(nbdsdk_server_get_n_connections(s) == 0, "the connection closed with the client");
-        nbdsdk_server_detach_event(s);
-        nbdsdk_server_unref(s);
-        sd_event_unref(e);
-        td_free(td);
+        end_session(ds.fd, s, e, td);
 }
 
 /* An option handler that defers, and the program's event source on the
@@ -327,13 +333,7 @@ static void option_reply_on_the_loop_thread_makes_no_wakeup(void) {
         sc_read(sv[1], reply, sizeof reply);
         CHECK(wire_get32(reply + 8) == OPT_PRIVATE && wire_get32(reply + 12) == NBDSDK_REP_ACK,
               "the client gets the ACK in the next round");
-        close(sv[1]);
-        spin(e);
-        CHECK(nbdsdk_server_get_n_connections(s) == 0, "the connection closed with the client");
-        nbdsdk_server_detach_event(s);
-        nbdsdk_server_unref(s);
-        sd_event_unref(e);
-        td_free(td);
+        end_session(sv[1], s, e, td);
 }
 
 /* A completion made on the loop thread just before the server leaves that
@@ -353,12 +353,7 @@ static void completions_follow_the_server_to_another_loop(void) {
         CHECK(poll(&p, 1, 1000) == 1, "the reply arrives from the second loop");
         uint64_t cookie;
         CHECK(sc_reply(ds.fd, &cookie) == 0 && cookie == 41, "the FLUSH is answered");
-        close(ds.fd);
-        spin(e2);
-        nbdsdk_server_detach_event(s);
-        nbdsdk_server_unref(s);
-        sd_event_unref(e2);
-        td_free(td);
+        end_session(ds.fd, s, e2, td);
 }
 
 TCASE_MAIN(T(readiness_api_with_poll), T(sd_event_listener_loop_thread), T(sd_event_listener_worker_threads),

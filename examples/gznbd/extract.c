@@ -36,11 +36,16 @@ static int resume(int fd, const struct gz_point *p, z_stream *z, uint64_t *retpo
         return r;
 }
 
+void *gz_read_buffer(size_t size) {
+        void *buf;
+        return posix_memalign(&buf, 4096, size) == 0 ? buf : NULL;
+}
+
 int gz_extract(int fd, const struct gz_index *idx, size_t i, unsigned char *buf) {
         const struct gz_point *p = &idx->points[i];
         uint64_t left = gz_index_end(idx, i) - p->out, pos;
         z_stream z = { 0 };
-        unsigned char *in = malloc(IN_CHUNK);
+        unsigned char *in = gz_read_buffer(IN_CHUNK);
         int r = in ? resume(fd, p, &z, &pos) : -ENOMEM;
         z.next_out = buf;
         while (r == 0 && left > 0) {

@@ -185,7 +185,7 @@ int gz_index_build(int fd, const char *path, uint64_t span, struct gz_index *idx
                 return nbdsdk_error(-EINVAL, "%s is not a gzip file (it does not start with the bytes 1f 8b)", path);
         z_stream z = { 0 };
         struct builder *b = calloc(1, sizeof *b);
-        unsigned char *in = malloc(IN_CHUNK), *ring = calloc(1, GZ_WINDOW);
+        unsigned char *in = gz_read_buffer(IN_CHUNK), *ring = calloc(1, GZ_WINDOW);
         int r = -ENOMEM;
         if (b && in && ring && inflateInit2(&z, 15 + 16) == Z_OK) {
                 b->idx = idx;

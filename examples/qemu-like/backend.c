@@ -67,7 +67,9 @@ static int finish_write(struct ql_image *img, uint32_t flags, int r) {
 }
 
 /* The whole of COUNT bytes at OFFSET of the file, read or written through
- * BUF, which direct I/O needs aligned. */
+ * BUF, which direct I/O needs aligned. The library's buffers start on a page
+ * (nbdsdk_ops(3)); a part of one passed on by a layer, or an alignment above
+ * a page, goes through an aligned copy. */
 static int transfer(struct ql_image *img, bool write, void *buf, uint64_t count, uint64_t offset, int rwflags) {
         void *io = buf;
         if (img->align > 1 && (uintptr_t) buf % img->align) {

@@ -8,11 +8,11 @@
 #include <string.h>
 #include "buffers-internal.h"
 
-/* The kernel copies into and out of data buffers for the backend (a file's
- * pread) and the socket, and on this VM's AMD EPYC those copies ran 4-5 times
- * slower to malloc's 16-byte alignment: a 1 MiB pread from tmpfs cost
- * 0.64-0.69 s/GiB of CPU into a malloc'd buffer, 0.15 into one on a cache
- * line or a page. Direct I/O needs the page alignment anyway. */
+/* The kernel copies a backend's file into data buffers (pread), and on this
+ * VM's AMD EPYC that copy ran 4-5 times slower to malloc's 16-byte alignment:
+ * a 1 MiB pread from tmpfs cost 0.64-0.69 s/GiB of CPU into a malloc'd
+ * buffer, 0.15 into one on a cache line or a page (a socket's recv showed no
+ * such difference). Direct I/O needs the page alignment anyway. */
 void *buffer_alloc(size_t size) {
         void *buf;
         return posix_memalign(&buf, size >= 4096 ? 4096 : 64, size) == 0 ? buf : NULL;
